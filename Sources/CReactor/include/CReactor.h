@@ -1,0 +1,16 @@
+#ifndef CREACTOR_H
+#define CREACTOR_H
+// Linux interfaces that Swift's Glibc module does not export (GNU extensions and headers it leaves out).
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <netinet/tcp.h>
+
+int creactor_accept4(int fd, int flags);
+int creactor_pipe2(int fds[2], int flags);
+
+static const int CREACTOR_MSG_NOSIGNAL = 0x4000;
+static const int CREACTOR_SOCK_NONBLOCK = 04000;
+static const int CREACTOR_SOCK_CLOEXEC = 02000000;
+#endif

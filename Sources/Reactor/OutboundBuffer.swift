@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CReactor
+
+/// A growable ring of bytes waiting to be written. Storage is kept between uses, so steady streaming allocates
+/// nothing; a wrapped ring is written with one writev of two pieces.
+struct OutboundBuffer: ~Copyable {
+    private var storage: UnsafeMutableRawPointer?
+    private var capacity = 0
+    private var head = 0
+    private(set) var count = 0
+
+    deinit {
+        storage?.deallocate()
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        reserve(count + bytes.count)
+        let tail = (head + count) % capacity
+        let firstPart = min(bytes.count, capacity - tail)
+        storage!.advanced(by: tail).copyMemory(from: bytes.baseAddress!, byteCount: firstPart)
+        if firstPart < bytes.count {
+            storage!.copyMemory(from: bytes.baseAddress! + firstPart, byteCount: bytes.count - firstPart)
+        }
+        count += bytes.count
+    }
+
+    private mutating func reserve(_ needed: Int) {
+        guard needed > capacity else { return }
+        var newCapacity = max(capacity, 4096)
+        while newCapacity < needed { newCapacity *= 2 }
+        let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        if let storage, count > 0 {
+            let firstPart = min(count, capacity - head)
+            newStorage.copyMemory(from: storage + head, byteCount: firstPart)
+            if firstPart < count { newStorage.advanced(by: firstPart).copyMemory(from: storage, byteCount: count - firstPart) }
+        }
+        storage?.deallocate()
+        storage = newStorage
+        capacity = newCapacity
+        head = 0
+    }
+
+    /// Writes as much as the socket takes. Returns the bytes written, or the errno that stopped it
+    /// (EAGAIN included).
+    mutating func flush(to fd: Int32) -> (written: Int, errno: Int32) {
+        var written = 0
+        while count > 0 {
+            let firstPart = min(count, capacity - head)
+            var result: Int
+            if firstPart == count {
+                result = send(fd, storage! + head, firstPart, CREACTOR_MSG_NOSIGNAL)
+            } else {
+                var pieces = (iovec(iov_base: storage! + head, iov_len: firstPart),
+                              iovec(iov_base: storage!, iov_len: count - firstPart))
+                result = withUnsafeMutablePointer(to: &pieces) {
+                    $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(fd, $0, 2) }
+                }
+            }
+            if result < 0 {
+                if errno == EINTR { continue }
+                return (written, errno)
+            }
+            consume(result)
+            written += result
+        }
+        return (written, 0)
+    }
+
+    private mutating func consume(_ amount: Int) {
+        count -= amount
+        head = count == 0 ? 0 : (head + amount) % capacity
+    }
+
+    /// Returns a large ring's memory once it has drained, so one burst does not pin memory for good.
+    mutating func shrinkIfIdle(keeping limit: Int) {
+        guard count == 0, capacity > limit else { return }
+        storage?.deallocate()
+        storage = nil
+        capacity = 0
+        head = 0
+    }
+}

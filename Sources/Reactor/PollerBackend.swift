@@ -1,0 +1,32 @@
+/// The three ways the reactor can wait for descriptors. The loop, the timers and the transports are the same for all.
+public enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    case select, poll, epoll
+
+    /// epoll on Linux: O(ready) per wake-up rather than O(watched).
+    public static let `default`: BackendKind = .epoll
+
+    public init(name: String) throws(ReactorError) {
+        guard let kind = BackendKind(rawValue: name.lowercased()) else { throw .unknownBackend(name) }
+        self = kind
+    }
+
+    public var description: String { rawValue }
+}
+
+/// The hooks a backend provides. Bookkeeping (handlers, stale events, timers) lives in `Reactor`, not here.
+protocol PollerBackend: AnyObject {
+    func add(fd: Int32, interest: Interest) throws(ReactorError)
+    func modify(fd: Int32, interest: Interest) throws(ReactorError)
+    func remove(fd: Int32)
+    /// Blocks up to `timeoutMilliseconds` (-1: no limit) and appends ready descriptors to `events`.
+    func wait(timeoutMilliseconds: Int32, into events: inout [ReadyEvent]) throws(ReactorError)
+    func close()
+}
+
+func makeBackend(_ kind: BackendKind) throws(ReactorError) -> any PollerBackend {
+    switch kind {
+    case .select: return SelectBackend()
+    case .poll: return PollBackend()
+    case .epoll: return try EpollBackend()
+    }
+}

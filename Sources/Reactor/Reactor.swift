@@ -1,0 +1,251 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CReactor
+import Synchronization
+
+/// A single-threaded event loop in the manner of Twisted's reactor: it waits on every registered descriptor at once
+/// with the chosen backend, then dispatches ready events, due timers and calls posted from other threads.
+///
+/// Thread safety: everything except `execute(_:)`, `stop()` and `stats` from `execute` must run on the thread that
+/// calls `run()`. That confinement, plus the mutex around the cross-thread queue and atomics for the stop flag,
+/// is what makes the `@unchecked Sendable` sound.
+public final class Reactor: @unchecked Sendable {
+    public let backendKind: BackendKind
+    private let backend: any PollerBackend
+
+    /// Per-descriptor registration, indexed by descriptor number. The generation changes whenever a registration
+    /// ends, so an event collected for an old registration is never delivered to a new one with the same number.
+    private struct Slot {
+        var handler: (any IOHandler)?
+        var interest: Interest = .none
+        var generation: UInt32 = 0
+    }
+    private var slots: [Slot] = []
+    private var readyEvents: [ReadyEvent] = []
+    private var readyGenerations: [UInt32] = []
+
+    private let timers = TimerHeap()
+    private var dueTimers: [TimerHandle] = []
+    private var soonCalls: [() -> Void] = []
+
+    private let crossThreadQueue = Mutex<[@Sendable () -> Void]>([])
+    private var waker: Waker!
+    private var signalWatcher: SignalWatcher?
+
+    private let stopRequested = Atomic<Bool>(false)
+    private var running = false
+    public private(set) var stats = ReactorStats()
+
+    /// One read buffer for every transport on this loop: data is handed to handlers as a view into it, so a read
+    /// allocates nothing.
+    let readBuffer: UnsafeMutableRawBufferPointer
+
+    public init(backend kind: BackendKind = .default, readBufferSize: Int = 64 * 1024) throws(ReactorError) {
+        _ = BrokenPipe.ignored
+        backendKind = kind
+        backend = try makeBackend(kind)
+        readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
+        let waker = try Waker { [unowned self] in self.drainCrossThreadQueue() }
+        self.waker = waker
+        try register(fd: waker.fd, interest: .read, handler: waker)
+    }
+
+    public convenience init(backendName: String) throws(ReactorError) {
+        try self.init(backend: BackendKind(name: backendName))
+    }
+
+    deinit {
+        signalWatcher?.close()
+        waker.close()
+        backend.close()
+        readBuffer.deallocate()
+    }
+
+    // MARK: descriptors
+
+    public func register(fd: Int32, interest: Interest, handler: any IOHandler) throws(ReactorError) {
+        let index = Int(fd)
+        if index >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: index + 1 - slots.count + 64)) }
+        precondition(slots[index].handler == nil, "descriptor \(fd) is already registered")
+        try backend.add(fd: fd, interest: interest)
+        slots[index].handler = handler
+        slots[index].interest = interest
+        stats.registeredDescriptors += 1
+    }
+
+    public func setInterest(fd: Int32, _ interest: Interest) throws(ReactorError) {
+        let index = Int(fd)
+        guard index < slots.count, slots[index].handler != nil, slots[index].interest != interest else { return }
+        try backend.modify(fd: fd, interest: interest)
+        slots[index].interest = interest
+    }
+
+    public func interest(fd: Int32) -> Interest {
+        Int(fd) < slots.count ? slots[Int(fd)].interest : .none
+    }
+
+    /// Forget a descriptor. Call before closing it: events already collected for it in this iteration are dropped.
+    public func unregister(fd: Int32) {
+        let index = Int(fd)
+        guard index < slots.count, slots[index].handler != nil else { return }
+        backend.remove(fd: fd)
+        slots[index].handler = nil
+        slots[index].interest = .none
+        slots[index].generation &+= 1
+        stats.registeredDescriptors -= 1
+    }
+
+    // MARK: timers and calls
+
+    /// Calls `callback` on the loop after `seconds` (monotonic clock).
+    @discardableResult
+    public func callLater(_ seconds: Double, _ callback: @escaping () -> Void) -> TimerHandle {
+        timers.schedule(at: MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: seconds), callback)
+    }
+
+    /// Calls `callback` on the loop once the monotonic clock reaches `deadline` (nanoseconds). Pacing by deadline
+    /// rather than by delay keeps a periodic sender from drifting as load grows.
+    @discardableResult
+    public func callAt(deadline: UInt64, _ callback: @escaping () -> Void) -> TimerHandle {
+        timers.schedule(at: deadline, callback)
+    }
+
+    public var pendingTimers: Int { timers.count }
+
+    /// Runs `callback` on the loop's next iteration, never re-entrantly inside the caller.
+    public func callSoon(_ callback: @escaping () -> Void) {
+        soonCalls.append(callback)
+    }
+
+    /// Runs `work` on the loop thread. Safe from any thread; wakes the loop if it is waiting.
+    public func execute(_ work: @escaping @Sendable () -> Void) {
+        let wasEmpty = crossThreadQueue.withLock { queue in
+            queue.append(work)
+            return queue.count == 1
+        }
+        // One wake-up is enough for everything queued before the loop drains.
+        if wasEmpty { Waker.signal(waker.fd) }
+    }
+
+    private func drainCrossThreadQueue() {
+        let work = crossThreadQueue.withLock { queue in
+            let taken = queue
+            queue.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for item in work { item() }
+        stats.crossThreadCalls &+= UInt64(work.count)
+    }
+
+    // MARK: signals
+
+    /// Delivers SIGINT and SIGTERM (or the given signals) to `handler` on the loop thread instead of killing the
+    /// process.
+    public func onSignals(_ signals: [Int32] = [SIGINT, SIGTERM], _ handler: @escaping (Int32) -> Void) throws(ReactorError) {
+        signalWatcher?.close()
+        if let old = signalWatcher { unregister(fd: old.fd) }
+        let watcher = try SignalWatcher(signals: signals, onSignal: handler)
+        try register(fd: watcher.fd, interest: .read, handler: watcher)
+        signalWatcher = watcher
+    }
+
+    // MARK: running
+
+    /// Runs until `stop()`. Returns after the iteration in which stop was requested.
+    public func run() throws(ReactorError) {
+        precondition(!running, "the reactor is already running")
+        running = true
+        stopRequested.store(false, ordering: .relaxed)
+        defer { running = false }
+        while !stopRequested.load(ordering: .acquiring) {
+            try runOnce()
+        }
+    }
+
+    /// Asks the loop to return from `run()`. Safe from any thread.
+    public func stop() {
+        stopRequested.store(true, ordering: .releasing)
+        Waker.signal(waker.fd)
+    }
+
+    public var isStopping: Bool { stopRequested.load(ordering: .relaxed) }
+
+    /// One iteration: run due timers and deferred calls, wait, dispatch.
+    public func runOnce() throws(ReactorError) {
+        var start = MonotonicClock.now()
+        runDueTimers(now: start)
+        runSoonCalls()
+
+        let timeout = waitTimeout(now: MonotonicClock.now())
+        let beforeWait = MonotonicClock.now()
+        stats.busyNanoseconds &+= beforeWait &- start
+        readyEvents.removeAll(keepingCapacity: true)
+        try backend.wait(timeoutMilliseconds: timeout, into: &readyEvents)
+        start = MonotonicClock.now()
+        stats.blockedNanoseconds &+= start &- beforeWait
+        stats.iterations &+= 1
+
+        dispatchReadyEvents()
+        stats.busyNanoseconds &+= MonotonicClock.now() &- start
+    }
+
+    private func waitTimeout(now: UInt64) -> Int32 {
+        if !soonCalls.isEmpty || stopRequested.load(ordering: .relaxed) { return 0 }
+        guard let deadline = timers.earliestDeadline else { return -1 }
+        guard deadline > now else { return 0 }
+        // Round up: waking a little late is harmless, waking early would spin until the deadline.
+        let milliseconds = (deadline - now + 999_999) / 1_000_000
+        return Int32(min(milliseconds, UInt64(Int32.max)))
+    }
+
+    private func runDueTimers(now: UInt64) {
+        timers.popDue(now: now, into: &dueTimers)
+        guard !dueTimers.isEmpty else { return }
+        for timer in dueTimers {
+            guard let callback = timer.callback else { continue }  // cancelled by an earlier timer in this batch
+            timer.callback = nil
+            stats.timersFired &+= 1
+            callback()
+        }
+        dueTimers.removeAll(keepingCapacity: true)
+    }
+
+    private func runSoonCalls() {
+        guard !soonCalls.isEmpty else { return }
+        let calls = soonCalls
+        soonCalls.removeAll(keepingCapacity: true)
+        for call in calls { call() }
+    }
+
+    private func dispatchReadyEvents() {
+        let count = readyEvents.count
+        guard count > 0 else { return }
+        // Snapshot generations before any handler runs; a handler may close and reuse a descriptor number.
+        readyGenerations.removeAll(keepingCapacity: true)
+        for event in readyEvents { readyGenerations.append(slots[Int(event.fd)].generation) }
+
+        for index in 0..<count {
+            let event = readyEvents[index]
+            let fdIndex = Int(event.fd)
+            let generation = readyGenerations[index]
+            guard slots[fdIndex].generation == generation, let handler = slots[fdIndex].handler else { continue }
+            stats.eventsDispatched &+= 1
+            let failed = !event.events.isDisjoint(with: [.hangup, .error])
+            var delivered = false
+            // Masked by the interest as it is now: an earlier handler may have paused this one.
+            if slots[fdIndex].interest.contains(.read) && (event.events.contains(.read) || failed) {
+                delivered = true
+                handler.readable()
+            }
+            guard slots[fdIndex].generation == generation else { continue }
+            if slots[fdIndex].interest.contains(.write) && (event.events.contains(.write) || failed) {
+                delivered = true
+                handler.writable()
+            }
+            if failed && !delivered && slots[fdIndex].generation == generation {
+                handler.hangup()
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CReactor
+
+/// A failed system call: which call, and the errno it left.
+public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let call: String
+    public let errno: Int32
+
+    public init(_ call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    /// Captures the calling thread's current errno.
+    public static func last(_ call: String) -> SystemError {
+        SystemError(call, errno: Glibc.errno)
+    }
+
+    /// The C library's words for the errno ("Connection refused"), as Python prints them.
+    public var reason: String { String(cString: strerror(errno)) }
+
+    public var description: String { "\(call): \(reason)" }
+}
+
+/// Errors the reactor itself raises, beyond a failing system call.
+public enum ReactorError: Error, CustomStringConvertible, Equatable, Sendable {
+    case unknownBackend(String)
+    case descriptorTooLarge(fd: Int32, limit: Int32)
+    case invalidAddress(String)
+    case system(SystemError)
+
+    public var description: String {
+        switch self {
+        case .unknownBackend(let name):
+            return "unknown reactor backend '\(name)' (choose select, poll or epoll)"
+        case .descriptorTooLarge(let fd, let limit):
+            return "select cannot watch descriptor \(fd): select(2) only handles descriptors below FD_SETSIZE (\(limit)); use poll or epoll"
+        case .invalidAddress(let text):
+            return "invalid address '\(text)'"
+        case .system(let error):
+            return error.description
+        }
+    }
+}

@@ -1,0 +1,225 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CReactor
+
+/// The transport for one TCP connection: reads into the reactor's shared buffer and hands bytes to its handler,
+/// buffers writes, and reports backpressure both ways.
+public final class TCPConnection: IOHandler {
+    public let reactor: Reactor
+    public let fd: Int32
+    public let peer: SocketAddress?
+    public var handler: any ConnectionHandler
+
+    /// Above this many buffered bytes the handler is told to stop producing.
+    public var highWatermark = 64 * 1024
+    /// Below this many the handler is told it may produce again.
+    public var lowWatermark = 16 * 1024
+
+    private var outbound = OutboundBuffer()
+    private enum State { case open, closingAfterFlush, closed }
+    private var state = State.open
+    private var writeShutdownRequested = false
+    private var readingPaused = false
+    private var readClosed = false
+    public private(set) var isWritable = true
+
+    public var isOpen: Bool { state != .closed }
+    public var bufferedBytes: Int { outbound.count }
+    public var isReadingPaused: Bool { readingPaused }
+
+    /// Takes ownership of a connected non-blocking socket and registers it. Calls `handler.connectionMade`.
+    public init(reactor: Reactor, fd: Int32, handler: any ConnectionHandler) throws(ReactorError) {
+        self.reactor = reactor
+        self.fd = fd
+        self.peer = SocketAddress.peer(of: fd)
+        self.handler = handler
+        Socket.setNoDelay(fd)
+        do {
+            try reactor.register(fd: fd, interest: .read, handler: self)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        handler.connectionMade(self)
+    }
+
+    /// Connects to `address` without blocking. On success a connection is made for `handler`; on failure
+    /// `handler.connectionFailed` is called. Both happen on a later reactor iteration, never inside this call.
+    @discardableResult
+    public static func connect(reactor: Reactor, to address: SocketAddress, timeout: Double? = nil,
+                               handler: any ConnectionHandler) -> TCPConnector {
+        TCPConnector(reactor: reactor, address: address, timeout: timeout) { result in
+            switch result {
+            case .success(let fd):
+                do {
+                    _ = try TCPConnection(reactor: reactor, fd: fd, handler: handler)
+                } catch {
+                    handler.connectionFailed(.failed(SystemError("register", errno: EBADF)))
+                }
+            case .failure(let error):
+                handler.connectionFailed(error)
+            }
+        }
+    }
+
+    // MARK: writing
+
+    /// Writes `bytes`, sending at once when nothing is queued and buffering only what the socket would not take.
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard state == .open, !writeShutdownRequested, bytes.count > 0 else { return }
+        var remaining = bytes
+        if outbound.isEmpty {
+            let sent = send(fd, bytes.baseAddress, bytes.count, CREACTOR_MSG_NOSIGNAL)
+            if sent == bytes.count { return }
+            if sent < 0 {
+                let code = errno
+                if code != EAGAIN && code != EWOULDBLOCK && code != EINTR {
+                    fail(errno: code, call: "send")
+                    return
+                }
+            } else {
+                remaining = UnsafeRawBufferPointer(rebasing: bytes[Int(sent)...])
+            }
+        }
+        outbound.append(remaining)
+        updateInterest()
+        if isWritable && outbound.count > highWatermark {
+            isWritable = false
+            handler.writabilityChanged(false)
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { write($0) }
+    }
+
+    public func write(_ text: String) {
+        var text = text
+        text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Closes once everything buffered is written.
+    public func close() {
+        guard state == .open else { return }
+        if outbound.isEmpty {
+            finish(.done)
+        } else {
+            state = .closingAfterFlush
+            stopReading()
+        }
+    }
+
+    /// Closes now with a reset; buffered bytes are dropped.
+    public func abort() {
+        guard state != .closed else { return }
+        Socket.setLingerZero(fd)
+        finish(.aborted)
+    }
+
+    /// Sends FIN after the buffered bytes while still reading: a half-close.
+    public func shutdownWrite() {
+        guard state == .open, !writeShutdownRequested else { return }
+        writeShutdownRequested = true
+        if outbound.isEmpty { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+    }
+
+    // MARK: reading
+
+    public func pauseReading() {
+        guard !readingPaused else { return }
+        readingPaused = true
+        updateInterest()
+    }
+
+    public func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        updateInterest()
+    }
+
+    private func stopReading() {
+        readClosed = true
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        guard state != .closed else { return }
+        var interest: Interest = []
+        if !readingPaused && !readClosed { interest.insert(.read) }
+        if !outbound.isEmpty { interest.insert(.write) }
+        try? reactor.setInterest(fd: fd, interest)
+    }
+
+    // MARK: IOHandler
+
+    public func readable() {
+        let buffer = reactor.readBuffer
+        // A few reads per wake-up, then let the other descriptors have their turn.
+        for _ in 0..<4 {
+            guard state == .open, !readingPaused, !readClosed else { return }
+            let count = recv(fd, buffer.baseAddress, buffer.count, 0)
+            if count > 0 {
+                handler.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+                if count < buffer.count { return }
+            } else if count == 0 {
+                readClosed = true
+                if handler.readEOF() && state == .open {
+                    updateInterest()
+                } else {
+                    close()
+                }
+                return
+            } else {
+                let code = errno
+                if code == EAGAIN || code == EWOULDBLOCK { return }
+                if code == EINTR { continue }
+                fail(errno: code, call: "recv")
+                return
+            }
+        }
+    }
+
+    public func writable() {
+        guard state != .closed else { return }
+        let (_, code) = outbound.flush(to: fd)
+        if code != 0 && code != EAGAIN && code != EWOULDBLOCK {
+            fail(errno: code, call: "send")
+            return
+        }
+        if outbound.isEmpty {
+            outbound.shrinkIfIdle(keeping: 256 * 1024)
+            if state == .closingAfterFlush {
+                finish(.done)
+                return
+            }
+            if writeShutdownRequested { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+        }
+        updateInterest()
+        if !isWritable && outbound.count <= lowWatermark {
+            isWritable = true
+            handler.writabilityChanged(true)
+        }
+    }
+
+    public func hangup() {
+        let code = Socket.pendingError(fd)
+        if code != 0 { fail(errno: code, call: "socket") } else { finish(.done) }
+    }
+
+    // MARK: ending
+
+    private func fail(errno code: Int32, call: String) {
+        finish(code == ECONNRESET || code == EPIPE ? .reset : .failed(SystemError(call, errno: code)))
+    }
+
+    private func finish(_ reason: ConnectionLossReason) {
+        guard state != .closed else { return }
+        state = .closed
+        reactor.unregister(fd: fd)
+        Glibc.close(fd)
+        // Told on the next iteration, so a handler that closes never re-enters itself.
+        let handler = self.handler
+        reactor.callSoon { handler.connectionLost(reason) }
+    }
+}

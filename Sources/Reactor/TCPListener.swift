@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CReactor
+import Logging
+
+/// A listening socket on the reactor. Accepts until EAGAIN; when the process runs out of descriptors it stops
+/// accepting for a moment instead of spinning on an accept that keeps failing.
+public final class TCPListener: IOHandler {
+    public let reactor: Reactor
+    public let fd: Int32
+    /// The bound address, with the real port when 0 was asked for.
+    public let localAddress: SocketAddress
+    public var port: UInt16 { localAddress.port }
+
+    private let onAccept: (Int32) -> Void
+    private var paused = false
+    private var exhaustedRetry: TimerHandle?
+    private var lastExhaustionLog: UInt64 = 0
+    private var closed = false
+    private let logger: Logger
+
+    /// accept(2), replaceable so tests can make it fail with EMFILE without starving the whole test process.
+    var acceptCall: (Int32) -> Int32 = TCPListener.systemAccept
+
+    static func systemAccept(_ fd: Int32) -> Int32 {
+        creactor_accept4(fd, CREACTOR_SOCK_NONBLOCK | CREACTOR_SOCK_CLOEXEC)
+    }
+
+    /// Times the listener hit EMFILE/ENFILE/ENOBUFS/ENOMEM.
+    public private(set) var exhaustionCount = 0
+    /// How long to stop accepting after running out of descriptors.
+    public var exhaustionBackoff = 0.1
+
+    /// `onAccept` receives each accepted non-blocking socket and owns it from then on.
+    public init(reactor: Reactor, address: SocketAddress, backlog: Int32 = 1024,
+                logger: Logger = Logger(label: "reactor.listener"),
+                onAccept: @escaping (Int32) -> Void) throws(ReactorError) {
+        let fd: Int32
+        do {
+            fd = try Socket.listen(on: address, backlog: backlog, nonBlocking: true)
+        } catch {
+            throw .system(error)
+        }
+        self.reactor = reactor
+        self.fd = fd
+        self.localAddress = SocketAddress.local(of: fd) ?? address
+        self.onAccept = onAccept
+        self.logger = logger
+        do {
+            try reactor.register(fd: fd, interest: .read, handler: self)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    /// Stops taking connections (they wait in the backlog) until `resumeAccepting`.
+    public func pauseAccepting() {
+        guard !paused, !closed else { return }
+        paused = true
+        try? reactor.setInterest(fd: fd, .none)
+    }
+
+    public func resumeAccepting() {
+        guard paused, !closed, exhaustedRetry == nil else { return }
+        paused = false
+        try? reactor.setInterest(fd: fd, .read)
+    }
+
+    public var isAccepting: Bool { !paused && !closed }
+
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        exhaustedRetry?.cancel()
+        reactor.unregister(fd: fd)
+        Glibc.close(fd)
+    }
+
+    public func readable() {
+        while !paused && !closed {
+            let client = acceptCall(fd)
+            if client >= 0 {
+                onAccept(client)
+                continue
+            }
+            switch errno {
+            case EAGAIN, EWOULDBLOCK:
+                return
+            case EINTR, ECONNABORTED, EPROTO:
+                continue
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                descriptorsExhausted(errno)
+                return
+            default:
+                logger.error("accept failed: \(SystemError.last("accept"))")
+                return
+            }
+        }
+    }
+
+    private func descriptorsExhausted(_ code: Int32) {
+        exhaustionCount += 1
+        let now = MonotonicClock.now()
+        if now &- lastExhaustionLog >= 1_000_000_000 {
+            lastExhaustionLog = now
+            logger.warning("accept: \(SystemError("accept", errno: code).reason); pausing accepts for \(exhaustionBackoff)s")
+        }
+        let wasPaused = paused
+        pauseAccepting()
+        exhaustedRetry = reactor.callLater(exhaustionBackoff) { [weak self] in
+            guard let self else { return }
+            self.exhaustedRetry = nil
+            if !wasPaused { self.resumeAccepting() }
+        }
+    }
+
+    public func writable() {}
+    public func hangup() {}
+}

@@ -1,0 +1,84 @@
+import Reactor
+import Testing
+
+/// Tests that hold thousands of descriptors. They run in a separate `swift test --filter DescriptorHeavy` pass
+/// (see scripts/test.sh): in the shared test process they would push other tests' descriptors past select's
+/// FD_SETSIZE.
+@Suite(.serialized)
+struct DescriptorHeavy {
+    @Test(arguments: BackendKind.allCases)
+    func fiveHundredConcurrentConnections(backend: BackendKind) throws {
+        raiseDescriptorLimit(to: 4096)
+        let reactor = try Reactor(backend: backend)
+        let server = try listen(reactor) { EchoHandler() }
+        let clients = 500
+        var finished = 0
+        var correct = 0
+        for index in 0..<clients {
+            let message = Array("client \(index) says hello".utf8)
+            var received: [UInt8] = []
+            let probe = ClientProbe()
+            probe.onMade = { $0.write(message) }
+            probe.onData = { connection, bytes in
+                received += bytes
+                if received.count >= message.count { connection.close() }
+            }
+            probe.onLost = { _ in
+                finished += 1
+                if received == message { correct += 1 }
+                if finished == clients { reactor.stop() }
+            }
+            probe.onFailed = { _ in
+                finished += 1
+                if finished == clients { reactor.stop() }
+            }
+            TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: probe)
+        }
+        try runUntilStopped(reactor, limit: 30)
+        #expect(correct == clients)
+    }
+
+    @Test func epollHoldsFiveThousandConcurrentConnections() throws {
+        let limit = raiseDescriptorLimit(to: 12_000)
+        try #require(limit >= 10_100, "need 10,100 descriptors, have \(limit)")
+        let reactor = try Reactor(backend: .epoll)
+        var accepted: [TCPConnection] = []
+        let server = try TCPListener(reactor: reactor, address: loopback, backlog: 4096) { fd in
+            if let connection = try? TCPConnection(reactor: reactor, fd: fd, handler: EchoHandler()) {
+                accepted.append(connection)
+            }
+        }
+        let clients = 5000
+        var open = 0
+        var failed = 0
+        var connections: [TCPConnection] = []
+        for _ in 0..<clients {
+            let probe = ClientProbe()
+            probe.onMade = { connection in
+                connections.append(connection)
+                open += 1
+                if open == clients {
+                    // All open at once: ping each and wait for every echo.
+                    var echoed = 0
+                    for client in connections {
+                        (client.handler as! ClientProbe).onData = { _, _ in
+                            echoed += 1
+                            if echoed == clients { reactor.stop() }
+                        }
+                        client.write("x")
+                    }
+                }
+            }
+            probe.onFailed = { _ in failed += 1; reactor.stop() }
+            TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: probe)
+        }
+        try runUntilStopped(reactor, limit: 60)
+        #expect(failed == 0)
+        #expect(open == clients)
+        #expect(accepted.count == clients)
+        #expect(reactor.stats.registeredDescriptors >= 2 * clients)
+        for connection in connections { connection.abort() }
+        for connection in accepted { connection.abort() }
+    }
+
+}

@@ -1,0 +1,163 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Reactor
+import Testing
+
+@Suite("TCP transports, on every backend")
+struct TCPTests {
+    @Test(arguments: BackendKind.allCases)
+    func echoOverLoopback(backend: BackendKind) throws {
+        let reactor = try Reactor(backend: backend)
+        let server = try listen(reactor) { EchoHandler() }
+        let message = Array("hello, reactor".utf8)
+        var received: [UInt8] = []
+        let probe = ClientProbe()
+        probe.onMade = { $0.write(message) }
+        probe.onData = { connection, bytes in
+            received += bytes
+            if received.count == message.count { connection.close() }
+        }
+        var lost: ConnectionLossReason?
+        probe.onLost = { lost = $0; reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: probe)
+        try runUntilStopped(reactor)
+        #expect(received == message)
+        #expect(lost == .done)
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func connectionRefusedIsReported(backend: BackendKind) throws {
+        let reactor = try Reactor(backend: backend)
+        var failure: ConnectError?
+        let probe = ClientProbe()
+        probe.onFailed = { failure = $0; reactor.stop() }
+        probe.onMade = { _ in reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: closedPort()), handler: probe)
+        try runUntilStopped(reactor)
+        #expect(failure == .refused)
+        #expect(failure?.description == "Connection refused")
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func peerResetMidWriteEndsTheWriterWithAReason(backend: BackendKind) throws {
+        let reactor = try Reactor(backend: backend)
+        var serverLoss: ConnectionLossReason?
+        let chunk = [UInt8](repeating: 42, count: 64 * 1024)
+        let server = try listen(reactor) {
+            let writer = ClientProbe()
+            // Keep the socket full so the reset arrives while writes are pending.
+            writer.onMade = { connection in
+                func pump() {
+                    guard connection.isOpen else { return }
+                    while connection.bufferedBytes < 1 << 20 { connection.write(chunk) }
+                    reactor.callLater(0.001, pump)
+                }
+                pump()
+            }
+            writer.onLost = { serverLoss = $0; reactor.stop() }
+            return writer
+        }
+        let reader = ClientProbe()
+        var got = 0
+        reader.onData = { connection, bytes in
+            got += bytes.count
+            if got > 100_000 { connection.abort() }
+        }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: reader)
+        try runUntilStopped(reactor)
+        #expect(serverLoss == .reset)
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func slowReaderDrivesTheWatermarksAndTheBufferStaysBounded(backend: BackendKind) throws {
+        let reactor = try Reactor(backend: backend)
+        let total = 8 << 20
+        let chunk = [UInt8](repeating: 7, count: 16 * 1024)
+        var sent = 0
+        var maxBuffered = 0
+        var pauses = 0
+        var resumes = 0
+        let server = try listen(reactor) {
+            let producer = ClientProbe()
+            var canWrite = true
+            func produce(_ connection: TCPConnection) {
+                while canWrite && sent < total {
+                    connection.write(chunk)
+                    sent += chunk.count
+                    maxBuffered = max(maxBuffered, connection.bufferedBytes)
+                }
+                if sent >= total { connection.close() }
+            }
+            producer.onMade = { produce($0) }
+            producer.onWritability = { writable in
+                canWrite = writable
+                if writable { resumes += 1; produce(producer.connection!) } else { pauses += 1 }
+            }
+            return producer
+        }
+        var received = 0
+        let reader = ClientProbe()
+        reader.onData = { connection, bytes in
+            received += bytes.count
+            // Read a little, then stop reading for a moment: a slow consumer.
+            connection.pauseReading()
+            reactor.callLater(0.0005) { connection.resumeReading() }
+        }
+        reader.onLost = { _ in reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: reader)
+        try runUntilStopped(reactor, limit: 60)
+        #expect(received == total)
+        #expect(pauses > 0)
+        #expect(resumes > 0)
+        // Never more than the high watermark plus the one write that crossed it.
+        #expect(maxBuffered <= 64 * 1024 + chunk.count)
+    }
+
+    @Test(arguments: BackendKind.allCases)
+    func halfCloseStillReads(backend: BackendKind) throws {
+        let reactor = try Reactor(backend: backend)
+        final class CollectThenAnswer: ConnectionHandler {
+            var connection: TCPConnection?
+            var received = 0
+            func connectionMade(_ connection: TCPConnection) { self.connection = connection }
+            func dataReceived(_ bytes: UnsafeRawBufferPointer) { received += bytes.count }
+            func readEOF() -> Bool {
+                connection?.write("got \(received)")
+                connection?.close()
+                return true
+            }
+            func connectionLost(_ reason: ConnectionLossReason) {}
+        }
+        let server = try listen(reactor) { CollectThenAnswer() }
+        var answer = ""
+        let probe = ClientProbe()
+        probe.onMade = { connection in
+            connection.write([UInt8](repeating: 1, count: 1000))
+            connection.shutdownWrite()
+        }
+        probe.onData = { _, bytes in answer += String(decoding: bytes, as: UTF8.self) }
+        probe.onLost = { _ in reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: probe)
+        try runUntilStopped(reactor)
+        #expect(answer == "got 1000")
+    }
+
+    @Test func connectTimesOutOnAnUnansweredSyn() throws {
+        // A listener with a full backlog that never accepts leaves further SYNs unanswered.
+        let reactor = try Reactor()
+        let fd = try Socket.listen(on: loopback, backlog: 0, nonBlocking: true)
+        defer { close(fd) }
+        let port = SocketAddress.local(of: fd)!.port
+        var outcomes: [String] = []
+        var pending = 8
+        for _ in 0..<8 {
+            let probe = ClientProbe()
+            probe.onMade = { _ in outcomes.append("connected"); pending -= 1; if pending == 0 { reactor.stop() } }
+            probe.onFailed = { outcomes.append("\($0)"); pending -= 1; if pending == 0 { reactor.stop() } }
+            TCPConnection.connect(reactor: reactor, to: address(port: port), timeout: 0.2, handler: probe)
+        }
+        try runUntilStopped(reactor)
+        #expect(outcomes.contains("Connection timed out"))
+    }
+}

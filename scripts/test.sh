@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need when it is missing, then runs every suite.
+# Usage: scripts/test.sh            (all tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+pkg-config --exists libcurl 2>/dev/null || need+=(libcurl4-openssl-dev pkg-config)
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "== installing ${need[*]}"
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "== building"
+swift build --build-tests 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
+swift build --build-tests >/dev/null
+
+# Tests that hold thousands of descriptors run in a pass of their own (see Tests/*/DescriptorHeavyTests.swift).
+echo "== swift test (main pass)"
+swift test --skip-build --skip DescriptorHeavy
+echo "== swift test (descriptor-heavy pass)"
+swift test --skip-build --filter DescriptorHeavy
