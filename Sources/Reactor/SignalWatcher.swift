@@ -69,6 +69,12 @@ enum SignalRouting {
                 sigemptyset(&action.sa_mask)
                 sigaction(signo, &action, nil)
             }
+            // A parent may have started us with these signals blocked (test runners and some supervisors do);
+            // unblock them on this thread so they arrive at all.
+            var mask = sigset_t()
+            sigemptyset(&mask)
+            for signo in signals { sigaddset(&mask, signo) }
+            pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         }
     }
 

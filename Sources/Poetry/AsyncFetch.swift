@@ -1,0 +1,165 @@
+import Reactor
+
+/// The seed's async client on the reactor: connects to every server at once and reports each read as it happens.
+/// Lives on the reactor thread; `observer` is called there.
+public final class AsyncFetch {
+    public let tasks: [FetchTask]
+    private let reactor: Reactor
+    private let timeout: Double?
+    private let observer: (FetchEvent) -> Void
+    private var receivers: [PoemReceiver] = []
+    private var startTime: UInt64 = 0
+    private var remaining = 0
+    private var poems = 0
+    private var failures = 0
+    public private(set) var isFinished = false
+
+    /// `timeout`: a task that connects or receives nothing for this many seconds fails ("stalled").
+    public init(reactor: Reactor, tasks: [FetchTask], timeout: Double? = nil, observer: @escaping (FetchEvent) -> Void) {
+        self.reactor = reactor
+        self.tasks = tasks
+        self.timeout = timeout
+        self.observer = observer
+    }
+
+    public func start() {
+        startTime = MonotonicClock.now()
+        remaining = tasks.count
+        observer(.started(mode: .async, tasks: tasks))
+        guard !tasks.isEmpty else {
+            finish()
+            return
+        }
+        for task in tasks {
+            let receiver = PoemReceiver(task: task.number, fetch: self)
+            receivers.append(receiver)
+            observer(.connecting(task: task.number, t: elapsed()))
+            receiver.connector = TCPConnection.connect(reactor: reactor, to: task.address, timeout: timeout, handler: receiver)
+            receiver.watchForStall(reactor: reactor, timeout: timeout)
+        }
+    }
+
+    /// Stops every task at once, closing their sockets; no further events are reported.
+    public func cancel() {
+        guard !isFinished else { return }
+        isFinished = true
+        for receiver in receivers { receiver.stop() }
+        receivers.removeAll()
+    }
+
+    func elapsed() -> Double {
+        MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() &- startTime)
+    }
+
+    fileprivate func report(_ event: FetchEvent) {
+        guard !isFinished else { return }
+        observer(event)
+        switch event {
+        case .finished:
+            poems += 1
+            taskEnded()
+        case .failed:
+            failures += 1
+            taskEnded()
+        default:
+            break
+        }
+    }
+
+    private func taskEnded() {
+        remaining -= 1
+        if remaining == 0 { finish() }
+    }
+
+    private func finish() {
+        isFinished = true
+        receivers.removeAll()
+        observer(.summary(poems: poems, failed: failures, elapsed: elapsed()))
+    }
+}
+
+/// One task's connection: collects the poem's bytes and says what happened.
+final class PoemReceiver: ConnectionHandler {
+    let task: Int
+    unowned let fetch: AsyncFetch
+    var connector: TCPConnector?
+    private var connection: TCPConnection?
+    private var poem: [UInt8] = []
+    private var done = false
+    private var lastActivity = MonotonicClock.now()
+    private var stallTimer: TimerHandle?
+
+    init(task: Int, fetch: AsyncFetch) {
+        self.task = task
+        self.fetch = fetch
+    }
+
+    /// One timer per task, re-armed only when it fires early: no timer churn per chunk.
+    func watchForStall(reactor: Reactor, timeout: Double?) {
+        guard let timeout, timeout > 0 else { return }
+        let limit = MonotonicClock.nanoseconds(fromSeconds: timeout)
+        stallTimer = reactor.callAt(deadline: lastActivity &+ limit) { [weak self] in
+            guard let self, !self.done else { return }
+            let idle = MonotonicClock.now() &- self.lastActivity
+            if idle >= limit {
+                self.end(.failed(task: self.task, reason: "Timed out: no data for \(formatSeconds(timeout))", t: self.fetch.elapsed()))
+                self.connection?.abort()
+                self.connector?.cancel()
+            } else {
+                self.watchForStall(reactor: reactor, timeout: timeout)
+            }
+        }
+    }
+
+    func stop() {
+        done = true
+        stallTimer?.cancel()
+        connector?.cancel()
+        connection?.abort()
+    }
+
+    private func end(_ event: FetchEvent) {
+        guard !done else { return }
+        done = true
+        stallTimer?.cancel()
+        fetch.report(event)
+    }
+
+    func connectionMade(_ connection: TCPConnection) {
+        self.connection = connection
+        connector = nil
+        guard !done else {
+            connection.abort()
+            return
+        }
+        lastActivity = MonotonicClock.now()
+        fetch.report(.connected(task: task, t: fetch.elapsed()))
+    }
+
+    func dataReceived(_ bytes: UnsafeRawBufferPointer) {
+        guard !done else { return }
+        lastActivity = MonotonicClock.now()
+        poem.append(contentsOf: bytes)
+        fetch.report(.received(task: task, bytes: bytes.count, received: poem.count, t: fetch.elapsed()))
+    }
+
+    func connectionLost(_ reason: ConnectionLossReason) {
+        connection = nil
+        switch reason {
+        case .done:
+            end(.finished(task: task, poem: poem, t: fetch.elapsed()))
+        default:
+            end(.failed(task: task, reason: reason.description, t: fetch.elapsed()))
+        }
+    }
+
+    func connectionFailed(_ error: ConnectError) {
+        connector = nil
+        end(.failed(task: task, reason: error.description, t: fetch.elapsed()))
+    }
+}
+
+/// `0.5s`, `2s`: seconds as a person writes them.
+func formatSeconds(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s"
+}

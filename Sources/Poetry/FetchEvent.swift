@@ -1,0 +1,82 @@
+import Reactor
+
+/// How a fetch visits its servers: one after another (the seed's blocking client) or all at once on the reactor.
+public enum FetchMode: String, Sendable, CaseIterable {
+    case blocking
+    case async
+}
+
+/// One poem to fetch: its task number (from 1, in the order given) and where from.
+public struct FetchTask: Sendable, Equatable {
+    public let number: Int
+    public let address: SocketAddress
+
+    public init(number: Int, address: SocketAddress) {
+        self.number = number
+        self.address = address
+    }
+}
+
+/// What happens during a fetch, as it happens. The CLI prints these as the seed's lines; the gateway streams the
+/// same values as text, NDJSON or SSE, so the two can never disagree. `t` is seconds since the fetch started,
+/// on the monotonic clock.
+public enum FetchEvent: Sendable, Equatable {
+    case started(mode: FetchMode, tasks: [FetchTask])
+    /// A task begins connecting (the blocking client's "get poetry from" moment).
+    case connecting(task: Int, t: Double)
+    case connected(task: Int, t: Double)
+    /// `bytes` arrived in one read; `received` is the task's total so far.
+    case received(task: Int, bytes: Int, received: Int, t: Double)
+    /// The server closed after sending the whole poem.
+    case finished(task: Int, poem: [UInt8], t: Double)
+    case failed(task: Int, reason: String, t: Double)
+    /// Always last.
+    case summary(poems: Int, failed: Int, elapsed: Double)
+
+    public var task: Int? {
+        switch self {
+        case .connecting(let task, _), .connected(let task, _), .received(let task, _, _, _),
+             .finished(let task, _, _), .failed(let task, _, _):
+            return task
+        case .started, .summary:
+            return nil
+        }
+    }
+}
+
+/// Fetch targets are written `PORT` or `HOST:PORT` (host 127.0.0.1 by default), as the seed's clients take them.
+public enum FetchTargets {
+    public enum ParseError: Error, Equatable, CustomStringConvertible {
+        case portNotInteger(String)
+        case invalid(String)
+
+        public var description: String {
+            switch self {
+            case .portNotInteger: return "Ports must be integers."
+            case .invalid(let text): return "Invalid address '\(text)': expected PORT or HOST:PORT with a literal IP host."
+            }
+        }
+    }
+
+    /// Parses the targets in order, numbering tasks from 1. Hosts must be IP literals (or `localhost`): no name
+    /// look-up happens, so callers can vet an address before any socket exists.
+    public static func parse(_ texts: [String]) throws(ParseError) -> [FetchTask] {
+        var tasks: [FetchTask] = []
+        for (index, text) in texts.enumerated() {
+            let host: String
+            let port: Substring
+            if let colon = text.lastIndex(of: ":") {
+                host = String(text[..<colon])
+                port = text[text.index(after: colon)...]
+            } else {
+                host = "127.0.0.1"
+                port = Substring(text)
+            }
+            guard !port.isEmpty, port.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw .portNotInteger(text) }
+            guard let number = UInt16(port), number > 0, !host.isEmpty,
+                  let address = try? SocketAddress(host: host, port: number) else { throw .invalid(text) }
+            tasks.append(FetchTask(number: index + 1, address: address))
+        }
+        return tasks
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Poetry
+import Reactor
+
+/// `poetry get`: the seed's clients. Blocking fetches one poem after another; async waits on every socket at once.
+struct GetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Fetch poems from slow poetry servers, blocking (one after another) or async (all at once).",
+        discussion: "ADDRESS is PORT or HOST:PORT (HOST defaults to 127.0.0.1). Exits non-zero when any task failed."
+    )
+
+    @Flag(help: "One server after another, as the seed's blocking client (default: --async).")
+    var blocking = false
+
+    @Flag(name: .customLong("async"), help: "All servers at once on the reactor, as the seed's async client.")
+    var asynchronous = false
+
+    @Option(help: "Reactor backend for --async (select, poll, epoll).")
+    var reactor: BackendKindArgument = .default
+
+    @Option(help: "Fail a task that connects or receives nothing for this many seconds.")
+    var timeout: Double = 10
+
+    @Flag(help: "Print each poem's text after the report.")
+    var printPoems = false
+
+    @Flag(help: "Print only the per-task totals and the summary, not every read.")
+    var quiet = false
+
+    @Argument(help: "Servers to fetch from: PORT or HOST:PORT.")
+    var addresses: [String] = []
+
+    func validate() throws {
+        guard !(blocking && asynchronous) else { throw ValidationError("Choose one of --blocking and --async.") }
+        guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds.") }
+    }
+
+    func run() throws {
+        guard !addresses.isEmpty else {
+            throw fail("Usage: poetry get [--blocking | --async] [options] ADDRESS...\nGive at least one ADDRESS (PORT or HOST:PORT); see poetry get --help.", status: 2)
+        }
+        let tasks: [FetchTask]
+        do {
+            tasks = try FetchTargets.parse(addresses)
+        } catch {
+            throw fail(error.description, status: 2)
+        }
+        let mode: FetchMode = blocking ? .blocking : .async
+        var transcript = SeedTranscript(mode: mode)
+        var poems: [Int: [UInt8]] = [:]
+        var anyFailed = false
+        let quiet = self.quiet
+        let observe: (FetchEvent) -> Void = { event in
+            switch event {
+            case .finished(let task, let poem, _): poems[task] = poem
+            case .failed: anyFailed = true
+            case .received where quiet: return
+            default: break
+            }
+            for line in transcript.lines(for: event) { Console.out(line) }
+        }
+        switch mode {
+        case .blocking:
+            BlockingFetch.run(tasks: tasks, timeout: timeout, observer: observe)
+        case .async:
+            let loop: Reactor
+            do {
+                loop = try Reactor(backend: reactor.kind)
+            } catch {
+                throw fail("\(error)")
+            }
+            let fetch = AsyncFetch(reactor: loop, tasks: tasks, timeout: timeout) { event in
+                observe(event)
+                if case .summary = event { loop.stop() }
+            }
+            fetch.start()
+            try loop.onSignals { _ in
+                fetch.cancel()
+                loop.stop()
+            }
+            try loop.run()
+        }
+        if printPoems {
+            for task in tasks {
+                guard let poem = poems[task.number] else { continue }
+                Console.out("\n--- Task \(task.number): \(task.address) ---")
+                // Decoded once the poem is complete, so a character split across reads stays whole.
+                Console.out(String(decoding: poem, as: UTF8.self))
+            }
+        }
+        if anyFailed { throw ExitCode(1) }
+    }
+}

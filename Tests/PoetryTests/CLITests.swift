@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+
+/// Runs the built `poetry` binary as a person would and returns (status, stdout, stderr).
+func runPoetry(_ arguments: [String], until: ((String) -> Bool)? = nil) throws -> (status: Int32, out: String, err: String) {
+    let binary = "\(projectRoot)/.build/debug/poetry"
+    try #require(FileManager.default.isExecutableFile(atPath: binary), "build the poetry executable first (swift build)")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// Starts `poetry serve` in the background and returns it with its port, read from its first line.
+func startServe(_ arguments: [String]) throws -> (Process, UInt16) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "\(projectRoot)/.build/debug/poetry")
+    process.arguments = ["serve"] + arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
+    let out = Pipe()
+    process.standardOutput = out
+    try process.run()
+    var line = Data()
+    while !line.contains(UInt8(ascii: "\n")) {
+        let byte = out.fileHandleForReading.readData(ofLength: 1)
+        if byte.isEmpty { break }
+        line.append(byte)
+    }
+    let text = String(decoding: line, as: UTF8.self)
+    let port = text.split(separator: " ").last.flatMap { UInt16($0.dropLast(2)) } ?? 0
+    return (process, port)
+}
+
+@Suite("The poetry command line")
+struct CLITests {
+    @Test func serveAnnouncesItselfInTheSeedsWords() throws {
+        let (server, port) = try startServe(["--async", "--delay", "0.001", "--num-bytes", "100", "poetry/science.txt"])
+        defer { server.terminate(); server.waitUntilExit() }
+        #expect(port > 0)
+        let result = try runPoetry(["get", "--blocking", String(port)])
+        #expect(result.status == 0)
+        let lines = result.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3)
+        #expect(lines[0] == "Task 1: get poetry from: 127.0.0.1:\(port)")
+        #expect(lines[1].wholeMatch(of: /Task 1: got 653 bytes of poetry from 127\.0\.0\.1:\d+ in 0:00:\d\d\.\d{6}/) != nil, "\(lines[1])")
+        #expect(lines[2].wholeMatch(of: /Got 1 poems in 0:00:\d\d\.\d{6}/) != nil, "\(lines[2])")
+    }
+
+    @Test func asyncGetPrintsEveryReadThenTotals() throws {
+        let (server, port) = try startServe(["--async", "--delay", "0.002", "poetry/fascination.txt"])
+        defer { server.terminate(); server.waitUntilExit() }
+        let result = try runPoetry(["get", "--async", "--reactor", "poll", "--print-poems", String(port), "127.0.0.1:\(port)"])
+        #expect(result.status == 0)
+        let lines = result.out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines.contains("Task 1: got 10 bytes of poetry from 127.0.0.1:\(port)"))
+        #expect(lines.contains("Task 2 finished"))
+        #expect(lines.contains("Task 1: 615 bytes of poetry"))
+        #expect(lines.contains("Task 2: 615 bytes of poetry"))
+        #expect(lines.contains { $0.hasPrefix("Got 2 poems in 0:00:") })
+        #expect(result.out.contains("The fascination of what's difficult"))
+    }
+
+    @Test func blockingServerPrintsEachSend() throws {
+        let (server, port) = try startServe(["--delay", "0.001", "--num-bytes", "300", "poetry/science.txt"])
+        let result = try runPoetry(["get", "--blocking", String(port)])
+        server.terminate()
+        server.waitUntilExit()
+        #expect(result.status == 0)
+        #expect(server.terminationStatus == 0, "SIGTERM is an orderly stop")
+        let output = String(decoding: (server.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(lines.first?.wholeMatch(of: /Somebody at \('127\.0\.0\.1', \d+\) wants poetry!/) != nil, "\(lines)")
+        #expect(Array(lines.dropFirst()) == ["Sending 300 bytes", "Sending 300 bytes", "Sending 53 bytes"])
+    }
+
+    @Test func badInputGetsOneClearLineAndANonZeroExit() throws {
+        let missing = try runPoetry(["serve", "poetry/nothere.txt"])
+        #expect(missing.status != 0)
+        #expect(missing.err == "No such file: poetry/nothere.txt\n")
+
+        let ports = try runPoetry(["get", "abc"])
+        #expect(ports.status != 0)
+        #expect(ports.err == "Ports must be integers.\n")
+
+        let none = try runPoetry(["get"])
+        #expect(none.status != 0)
+        #expect(none.err.hasPrefix("Usage: poetry get"))
+
+        let badNumber = try runPoetry(["serve", "--num-bytes", "ten", "poetry/science.txt"])
+        #expect(badNumber.status != 0)
+        #expect(badNumber.err.split(separator: "\n").count == 1)
+        #expect(!badNumber.err.contains("Fatal error"))
+
+        let (server, port) = try startServe(["--async", "poetry/science.txt"])
+        defer { server.terminate(); server.waitUntilExit() }
+        let inUse = try runPoetry(["serve", "--port", String(port), "poetry/science.txt"])
+        #expect(inUse.status != 0)
+        #expect(inUse.err == "Cannot listen on 127.0.0.1:\(port): Address already in use\n")
+    }
+
+    @Test func aFailedTaskMakesTheExitStatusNonZero() throws {
+        let result = try runPoetry(["get", "--async", String(closedPortNumber())])
+        #expect(result.status == 1)
+        #expect(result.out.contains("Task 1: failed: Connection refused"))
+    }
+}

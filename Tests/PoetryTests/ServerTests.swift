@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Poetry
+import Reactor
+import Synchronization
+import Testing
+
+@Suite("Slow poetry servers")
+struct ServerTests {
+    @Test func blockingServerServesOneClientAtATime() throws {
+        let config = PoetryServerConfig(poem: poem("science"), address: try SocketAddress(host: "127.0.0.1", port: 0), numBytes: 50, delay: 0.005)
+        let server = try BlockingPoetryServer(config: config)
+        let thread = Thread { server.run { _ in } }
+        thread.start()
+        defer { server.stop() }
+        // Two clients at once: the second's first byte must come after the first's poem ended.
+        let targets = tasks([server.port])
+        let results = Mutex<[(start: Double, end: Double)]>([])
+        let group = DispatchGroup()
+        let origin = MonotonicClock.now()
+        for _ in 0..<2 {
+            group.enter()
+            Thread {
+                var first: Double?
+                var last = 0.0
+                BlockingFetch.run(tasks: targets, timeout: 5) { event in
+                    let now = MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() - origin)
+                    if case .received = event { first = first ?? now }
+                    if case .finished = event { last = now }
+                }
+                results.withLock { $0.append((first ?? -1, last)) }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        let spans = results.withLock { $0 }.sorted { $0.start < $1.start }
+        #expect(spans.count == 2)
+        #expect(spans[1].start >= spans[0].end - 0.002, "second client was served while the first was: \(spans)")
+        #expect(server.clientsServed == 2)
+    }
+
+    @Test func blockingServerStopsMidPoemAndFreesItsPort() throws {
+        let config = PoetryServerConfig(poem: poem("ecstasy"), address: try SocketAddress(host: "127.0.0.1", port: 0), numBytes: 10, delay: 0.5)
+        let server = try BlockingPoetryServer(config: config)
+        let port = server.port
+        let finished = Atomic<Bool>(false)
+        Thread {
+            server.run { _ in }
+            finished.store(true, ordering: .releasing)
+        }.start()
+        let client = try Socket.makeStream(for: try SocketAddress(host: "127.0.0.1", port: port), nonBlocking: false)
+        defer { close(client) }
+        _ = try SocketAddress(host: "127.0.0.1", port: port).withSockAddr { connect(client, $0, $1) }
+        var byte: UInt8 = 0
+        #expect(recv(client, &byte, 1, 0) == 1, "the server started sending")
+        let stopAt = MonotonicClock.now()
+        server.stop()
+        while !finished.load(ordering: .acquiring) && MonotonicClock.now() - stopAt < 2_000_000_000 { usleep(1000) }
+        let didFinish = finished.load(ordering: .acquiring)
+        #expect(didFinish)
+        #expect(MonotonicClock.now() - stopAt < 1_000_000_000)
+        // The port can be bound again.
+        let again = try Socket.listen(on: try SocketAddress(host: "127.0.0.1", port: port), nonBlocking: false)
+        close(again)
+    }
+
+    @Test func blockingServerStopsWhileBlockedInAccept() throws {
+        let config = PoetryServerConfig(poem: poem("science"), address: try SocketAddress(host: "127.0.0.1", port: 0))
+        let server = try BlockingPoetryServer(config: config)
+        let finished = Atomic<Bool>(false)
+        Thread {
+            server.run { _ in }
+            finished.store(true, ordering: .releasing)
+        }.start()
+        usleep(20_000)
+        server.stop()
+        let stopAt = MonotonicClock.now()
+        while !finished.load(ordering: .acquiring) && MonotonicClock.now() - stopAt < 2_000_000_000 { usleep(1000) }
+        let didFinish = finished.load(ordering: .acquiring)
+        #expect(didFinish)
+    }
+
+    @Test func asyncServerPacesEveryClientByDeadline() throws {
+        // 100 clients at once; each poem takes ceil(653/50) = 14 sends × 0.01 s ≈ 0.14 s, however many clients.
+        let farm = try ServerFarm([.poem(poem("science"), numBytes: 50, delay: 0.01)])
+        defer { farm.stop() }
+        let port = farm.boundPorts[0]
+        let many = tasks(Array(repeating: port, count: 100))
+        let events = try runAsyncFetch(many)
+        #expect(events.summary?.poems == 100)
+        let elapsed = try #require(events.summary?.elapsed)
+        #expect(elapsed >= 0.13)
+        #expect(elapsed < 0.14 * 2.5, "pacing drifted under load: \(elapsed)s")
+        #expect(events.receivedChunks(task: 50).count >= 10, "sent in slices, not at once")
+    }
+
+    @Test func aClientThatLeavesEarlyNeverStopsTheServer() throws {
+        let farm = try ServerFarm([.poem(poem("science"), numBytes: 10, delay: 0.002)])
+        defer { farm.stop() }
+        let port = farm.boundPorts[0]
+        for _ in 0..<3 {
+            let fd = try Socket.makeStream(for: try SocketAddress(host: "127.0.0.1", port: port), nonBlocking: false)
+            _ = try SocketAddress(host: "127.0.0.1", port: port).withSockAddr { connect(fd, $0, $1) }
+            var byte: UInt8 = 0
+            _ = recv(fd, &byte, 1, 0)
+            Socket.setLingerZero(fd)
+            close(fd)
+        }
+        let events = try runAsyncFetch(tasks([port]))
+        #expect(events.poem(task: 1) == poem("science"))
+    }
+}
