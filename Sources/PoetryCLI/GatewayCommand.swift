@@ -1,13 +1,127 @@
 import ArgumentParser
+import Gateway
+import HTTP1
+import Reactor
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// `poetry gateway`: the HTTP API and page (see the Gateway module).
+/// `poetry gateway`: the HTTP API and page. Also what `poetry` runs with no subcommand.
 struct GatewayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
-        abstract: "Serve the HTTP API and page that start poetry servers and stream fetches live."
+        abstract: "Serve the HTTP API and page that start poetry servers and stream fetches live.",
+        discussion: "Open the printed URL in a browser, or fetch with curl -N. SIGINT/SIGTERM stop it in order; a second one exits at once."
     )
 
+    @Option(help: "Address to listen on. Outside loopback, --token is required.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0: any free port).")
+    var port = 8080
+
+    @Option(help: "Reactor backend (select, poll, epoll).")
+    var reactor: BackendKindArgument = .default
+
+    @Option(help: "Directory of poems (NAME.txt).")
+    var poetryDir = "./poetry"
+
+    @Option(help: "Directory of the page and static files.")
+    var publicDir = "./public"
+
+    @Flag(help: "Also start the seed's three servers and print the curl line that fetches from them.")
+    var demo = false
+
+    @Option(help: "Seconds between sends for the --demo servers.")
+    var demoDelay = 0.1
+
+    @Flag(help: "Let fetches reach addresses outside loopback.")
+    var allowRemoteTargets = false
+
+    @Flag(help: "Let started servers listen outside loopback.")
+    var allowRemoteServers = false
+
+    @Option(help: "Bearer token required on POST/DELETE (default: $POETRY_GATEWAY_TOKEN).")
+    var token: String?
+
+    @Option(help: "Most poetry servers running at once.")
+    var maxServers = 64
+
+    @Option(help: "Most targets in one fetch.")
+    var maxTargets = 1000
+
+    @Option(help: "Most fetch streams open at once.")
+    var maxStreams = 20_000
+
+    @Option(help: "Seconds a fetch task may wait for a connection or data before it fails.")
+    var fetchTimeout = 10.0
+
+    @Option(help: "Most HTTP connections at once (accepting pauses beyond).")
+    var maxConnections = 10_000
+
+    @Option(help: "Seconds a client has to send a request head.")
+    var headerTimeout = 10.0
+
+    @Option(help: "Seconds an idle keep-alive connection stays open.")
+    var idleTimeout = 60.0
+
+    @Option(help: "Largest request head in bytes.")
+    var maxHeaderBytes = 32 * 1024
+
+    @Option(help: "Largest request body in bytes.")
+    var maxBodyBytes = 1024 * 1024
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
+        guard maxServers > 0, maxTargets > 0, maxStreams > 0, maxConnections > 0 else {
+            throw ValidationError("limits must be positive.")
+        }
+        guard headerTimeout > 0, idleTimeout > 0, fetchTimeout > 0 else { throw ValidationError("timeouts must be positive.") }
+    }
+
     func run() throws {
-        throw CommandFailure(message: "the gateway is not built yet")
+        var config = GatewayConfig()
+        config.host = host
+        config.port = UInt16(port)
+        config.backend = reactor.kind
+        config.poetryDirectory = poetryDir
+        config.publicDirectory = publicDir
+        config.allowRemoteTargets = allowRemoteTargets
+        config.allowRemoteServers = allowRemoteServers
+        config.token = token ?? getenv("POETRY_GATEWAY_TOKEN").map { String(cString: $0) }
+        config.maxServers = maxServers
+        config.maxTargets = maxTargets
+        config.maxStreams = maxStreams
+        config.fetchTimeout = fetchTimeout
+        config.http.maxConnections = maxConnections
+        config.http.headerTimeout = headerTimeout
+        config.http.idleTimeout = idleTimeout
+        config.http.limits.maxHeaderBytes = maxHeaderBytes
+        config.http.limits.maxBodyBytes = maxBodyBytes
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(config: config)
+        } catch {
+            throw CommandFailure(message: "poetry gateway: \(error.message)")
+        }
+        Console.out("Poetry gateway on \(gateway.url) (reactor: \(reactor.kind))")
+        Console.out("Open \(gateway.url) in a browser, or: curl -N '\(gateway.url)api/poems'")
+        if demo {
+            do {
+                let ports = try gateway.startDemoServers(delay: demoDelay)
+                let targets = ports.map(String.init).joined(separator: ",")
+                Console.out("Demo servers (ecstasy, fascination, science) on ports \(ports.map(String.init).joined(separator: ", ")). Fetch them:")
+                Console.out("  curl -N '\(gateway.url)api/fetch?mode=async&targets=\(targets)'")
+                Console.out("  curl -N '\(gateway.url)api/fetch?mode=blocking&targets=\(targets)'")
+            } catch {
+                throw CommandFailure(message: "poetry gateway: \(error.message)")
+            }
+        }
+        do {
+            try gateway.run()
+        } catch {
+            throw CommandFailure(message: "poetry gateway: \(error.message)")
+        }
+        Console.out("Gateway stopped.")
     }
 }

@@ -9,6 +9,7 @@
 
 int creactor_accept4(int fd, int flags);
 int creactor_pipe2(int fds[2], int flags);
+int creactor_set_thread_name(const char *name);
 
 static const int CREACTOR_MSG_NOSIGNAL = 0x4000;
 static const int CREACTOR_SOCK_NONBLOCK = 04000;

@@ -1,0 +1,117 @@
+import HTTP1
+import Poetry
+
+/// How a fetch stream is written: the CLI's lines, one JSON object per line, or Server-Sent Events.
+enum FetchFormat: String, CaseIterable {
+    case text
+    case ndjson
+    case sse
+
+    var contentType: String {
+        switch self {
+        case .text: return "text/plain; charset=utf-8"
+        case .ndjson: return "application/x-ndjson"
+        case .sse: return "text/event-stream"
+        }
+    }
+
+    /// `format=` wins; otherwise the Accept header; otherwise text.
+    static func choose(query: String?, accept: String?) throws(GatewayError) -> FetchFormat {
+        if let query {
+            switch query {
+            case "text", "plain", "text/plain": return .text
+            case "ndjson", "application/x-ndjson": return .ndjson
+            case "sse", "event-stream", "text/event-stream": return .sse
+            default: throw .badRequest("unknown format '\(query)': use text, ndjson or sse")
+            }
+        }
+        let accept = accept?.lowercased() ?? ""
+        if accept.contains("application/x-ndjson") { return .ndjson }
+        if accept.contains("text/event-stream") { return .sse }
+        return .text
+    }
+}
+
+/// Turns fetch events into the bytes of one stream format.
+struct FetchEventEncoder {
+    let format: FetchFormat
+    private var transcript: SeedTranscript
+
+    init(format: FetchFormat, mode: FetchMode) {
+        self.format = format
+        transcript = SeedTranscript(mode: mode)
+    }
+
+    mutating func encode(_ event: FetchEvent, into out: inout [UInt8]) {
+        switch format {
+        case .text:
+            for line in transcript.lines(for: event) {
+                out.append(contentsOf: line.utf8)
+                out.append(0x0A)
+            }
+        case .ndjson:
+            Self.json(for: event).write(to: &out)
+            out.append(0x0A)
+        case .sse:
+            let json = Self.json(for: event)
+            out.append(contentsOf: "event: \(Self.name(of: event))\ndata: ".utf8)
+            json.write(to: &out)
+            out.append(contentsOf: [0x0A, 0x0A])
+        }
+    }
+
+    /// The final words when the gateway stops mid-stream.
+    mutating func encodeShutdown(into out: inout [UInt8]) {
+        let message = "the gateway is shutting down"
+        switch format {
+        case .text:
+            out.append(contentsOf: "Gateway shutting down: fetch cancelled\n".utf8)
+        case .ndjson:
+            JSON.object([("event", "shutdown"), ("message", .string(message))]).write(to: &out)
+            out.append(0x0A)
+        case .sse:
+            out.append(contentsOf: "event: shutdown\ndata: ".utf8)
+            JSON.object([("event", "shutdown"), ("message", .string(message))]).write(to: &out)
+            out.append(contentsOf: [0x0A, 0x0A])
+        }
+    }
+
+    static func name(of event: FetchEvent) -> String {
+        switch event {
+        case .started: return "start"
+        case .connecting: return "connecting"
+        case .connected: return "connected"
+        case .received: return "data"
+        case .finished: return "done"
+        case .failed: return "failed"
+        case .summary: return "summary"
+        }
+    }
+
+    static func json(for event: FetchEvent) -> JSON {
+        switch event {
+        case .started(let mode, let tasks):
+            return .object([
+                ("event", "start"), ("mode", .string(mode.rawValue)),
+                ("tasks", .array(tasks.map { .object([("task", .int($0.number)), ("address", .string($0.address.description))]) })),
+            ])
+        case .connecting(let task, let t):
+            return .object([("event", "connecting"), ("task", .int(task)), ("t", .double(t))])
+        case .connected(let task, let t):
+            return .object([("event", "connected"), ("task", .int(task)), ("t", .double(t))])
+        case .received(let task, let bytes, let received, let t):
+            return .object([("event", "data"), ("task", .int(task)), ("bytes", .int(bytes)), ("received", .int(received)), ("t", .double(t))])
+        case .finished(let task, let poem, let t):
+            let text = String(validating: poem, as: UTF8.self)
+            var members: [(String, JSON)] = [("event", "done"), ("task", .int(task)), ("bytes", .int(poem.count)), ("t", .double(t)),
+                                             ("poem", .string(text ?? String(decoding: poem, as: UTF8.self)))]
+            // Bytes that are not UTF-8 arrive as U+FFFD, and the event says so.
+            if text == nil { members.append(("invalidUTF8", true)) }
+            return .object(members)
+        case .failed(let task, let reason, let t):
+            return .object([("event", "failed"), ("task", .int(task)), ("message", .string(reason)), ("t", .double(t))])
+        case .summary(let poems, let failed, let elapsed):
+            return .object([("event", "summary"), ("poems", .int(poems)), ("failed", .int(failed)), ("elapsed", .double(elapsed))])
+        }
+    }
+}

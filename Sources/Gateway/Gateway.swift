@@ -1,0 +1,257 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTP1
+import Logging
+import Poetry
+import Reactor
+
+/// The product: one reactor serving the HTTP API and page, running the poetry servers it was asked to start, and
+/// streaming fetches from them. Everything here runs on the reactor thread.
+public final class Gateway {
+    public let config: GatewayConfig
+    public let reactor: Reactor
+    let http: HTTPServer
+    let router = Router()
+    let registry: ServerRegistry
+    let metrics = Metrics()
+    let catalogDirectory: String
+    private let staticFiles: StaticFiles
+    private var sessions: [Int: FetchSession] = [:]
+    private var nextSessionID = 1
+    private var policy: AccessPolicy
+    private let logger: Logger
+    private var shuttingDown = false
+
+    /// Binds the listening socket (so a port in use fails here) on a new reactor.
+    public init(config: GatewayConfig, logger: Logger = Logger(label: "gateway")) throws(GatewayStartError) {
+        self.config = config
+        self.logger = logger
+        do {
+            reactor = try Reactor(backend: config.backend)
+        } catch {
+            throw GatewayStartError(message: error.description)
+        }
+        let address: SocketAddress
+        do {
+            address = try SocketAddress(host: config.host, port: config.port)
+        } catch {
+            throw GatewayStartError(message: "invalid --host '\(config.host)': give an IP address such as 127.0.0.1")
+        }
+        if !config.isLoopbackOnly && (config.token ?? "").isEmpty {
+            throw GatewayStartError(message: "refusing to listen on \(config.host) without --token (or POETRY_GATEWAY_TOKEN): anyone who can reach it could start servers")
+        }
+        registry = ServerRegistry(reactor: reactor, maxServers: config.maxServers)
+        catalogDirectory = config.poetryDirectory
+        staticFiles = StaticFiles(root: config.publicDirectory)
+        policy = AccessPolicy(loopbackOnly: config.isLoopbackOnly, boundHost: config.host, port: config.port, token: config.token)
+        var handler: HTTPHandler = { _, _ in }
+        do {
+            http = try HTTPServer(reactor: reactor, address: address, config: config.http, logger: logger) { request, writer in
+                handler(request, writer)
+            }
+        } catch {
+            throw GatewayStartError(message: "cannot listen on \(address): \(error)")
+        }
+        policy = AccessPolicy(loopbackOnly: config.isLoopbackOnly, boundHost: config.host, port: http.port, token: config.token)
+        installRoutes()
+        handler = { [unowned self] request, writer in self.handle(request, writer) }
+    }
+
+    public var port: UInt16 { http.port }
+    public var url: String {
+        let host = config.host.contains(":") ? "[\(config.host)]" : config.host
+        return "http://\(host):\(port)/"
+    }
+
+    // MARK: requests
+
+    private func handle(_ request: HTTPRequest, _ writer: HTTPResponseWriter) {
+        let route = routeLabel(for: request)
+        writer.onStatus = { [metrics] status in metrics.countRequest(route: route, status: status.code) }
+        guard Self.knownMethods.contains(request.method) else {
+            writer.respond(status: .notImplemented, json: .error("not_implemented", "method \(request.method) is not implemented"))
+            return
+        }
+        if let refusal = policy.check(request) {
+            refusal.respond(writer)
+            return
+        }
+        router.handle(request, writer)
+    }
+
+    private func routeLabel(for request: HTTPRequest) -> String {
+        if request.path == "/healthz" { return "/healthz" }
+        return router.pattern(matching: request.path) ?? "static"
+    }
+
+    private func installRoutes() {
+        router.fallback = { [staticFiles] request, writer in staticFiles.handle(request, writer) }
+        router.get("/healthz") { _, _, writer in
+            writer.respond(status: .ok, headers: Self.textHeaders, body: Self.okBody)
+        }
+        router.get("/metrics") { [unowned self] _, _, writer in
+            let text = metrics.render(http: http.stats, reactor: reactor.stats, serversRunning: registry.count)
+            writer.respond(status: .ok, text: text, contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.get("/api/reactor") { [unowned self] _, _, writer in
+            let stats = reactor.stats
+            writer.respond(status: .ok, json: [
+                "backend": .string(reactor.backendKind.rawValue),
+                "iterations": .int(Int(stats.iterations)),
+                "events": .int(Int(stats.eventsDispatched)),
+                "blockedSeconds": .double(MonotonicClock.seconds(fromNanoseconds: stats.blockedNanoseconds)),
+                "busySeconds": .double(MonotonicClock.seconds(fromNanoseconds: stats.busyNanoseconds)),
+                "descriptors": .int(stats.registeredDescriptors),
+                "activeFetches": .int(metrics.activeFetches),
+                "activeStreams": .int(metrics.activeStreams),
+                "serversRunning": .int(registry.count),
+                "openConnections": .int(http.openConnections),
+            ])
+        }
+        router.get("/api/poems") { [unowned self] _, _, writer in
+            let catalog = PoemCatalog(directory: catalogDirectory)
+            writer.respond(status: .ok, json: .array(catalog.entries.map {
+                ["name": .string($0.name), "title": .string($0.title), "bytes": .int($0.bytes)]
+            }))
+        }
+        router.get("/api/servers") { [unowned self] _, _, writer in
+            writer.respond(status: .ok, json: .array(registry.all.map(\.json)))
+        }
+        router.post("/api/servers") { [unowned self] request, _, writer in
+            do throws(GatewayError) {
+                let server = try startServer(request)
+                writer.respond(status: .created, json: server.json, headers: HTTPHeaders([("Location", "/api/servers/\(server.id)")]))
+            } catch {
+                error.respond(writer)
+            }
+        }
+        router.get("/api/servers/{id}") { [unowned self] _, parameters, writer in
+            guard let id = parameters["id"].flatMap(Int.init), let server = registry.servers[id] else {
+                return GatewayError.notFound("no server with id \(parameters["id"] ?? "")").respond(writer)
+            }
+            writer.respond(status: .ok, json: server.json)
+        }
+        router.delete("/api/servers/{id}") { [unowned self] _, parameters, writer in
+            guard let id = parameters["id"].flatMap(Int.init) else {
+                return GatewayError.notFound("no server with id \(parameters["id"] ?? "")").respond(writer)
+            }
+            // Answered once the server has really stopped and its port is free.
+            let found = registry.stop(id: id) { writer.respond(status: .noContent) }
+            if !found { GatewayError.notFound("no server with id \(id)").respond(writer) }
+        }
+        router.get("/api/fetch") { [unowned self] request, _, writer in
+            do throws(GatewayError) {
+                try startFetch(request, writer)
+            } catch {
+                error.respond(writer)
+            }
+        }
+    }
+
+    private static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    private static let textHeaders = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")])
+    private static let okBody = Array("ok\n".utf8)
+
+    private func startServer(_ request: HTTPRequest) throws(GatewayError) -> ManagedServer {
+        let body = try ServerRequest.decode(request.body)
+        let (entry, mode, serverConfig) = try body.validated(catalog: PoemCatalog(directory: catalogDirectory),
+                                                              allowRemote: config.allowRemoteServers)
+        let server = try registry.start(poem: entry.name, mode: mode, config: serverConfig)
+        logger.info("started \(mode.rawValue) server \(server.id) for \(entry.name) on port \(server.port)")
+        return server
+    }
+
+    private func startFetch(_ request: HTTPRequest, _ writer: HTTPResponseWriter) throws(GatewayError) {
+        guard !shuttingDown else { throw .conflict("the gateway is shutting down") }
+        let mode: FetchMode
+        switch request.query("mode") ?? "async" {
+        case "async": mode = .async
+        case "blocking": mode = .blocking
+        case let other: throw .badRequest("unknown mode '\(other)': use async or blocking")
+        }
+        guard let targetText = request.query("targets"), !targetText.isEmpty else {
+            throw .badRequest("give targets, e.g. targets=10000,10001,127.0.0.1:10002")
+        }
+        let parts = targetText.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
+        guard parts.count <= config.maxTargets else { throw .tooManyTargets(config.maxTargets) }
+        let tasks: [FetchTask]
+        do throws(FetchTargets.ParseError) {
+            tasks = try FetchTargets.parse(parts)
+        } catch {
+            throw .badRequest("bad target: \(error.description)")
+        }
+        if !config.allowRemoteTargets, let remote = tasks.first(where: { !$0.address.isLoopback }) {
+            throw .forbidden("target \(remote.address) is outside loopback; the gateway fetches from this machine only unless started with --allow-remote-targets")
+        }
+        var timeout = config.fetchTimeout
+        if let text = request.query("timeout") {
+            guard let value = Double(text), value.isFinite, value > 0, value <= 3600 else {
+                throw .badRequest("timeout must be a number of seconds between 0 and 3600")
+            }
+            timeout = value
+        }
+        let format = try FetchFormat.choose(query: request.query("format"), accept: request.headers["Accept"])
+        guard sessions.count < config.maxStreams else { throw .tooManyStreams(config.maxStreams) }
+        let id = nextSessionID
+        nextSessionID += 1
+        let session = FetchSession(id: id, mode: mode, format: format, writer: writer, metrics: metrics) { [unowned self] ended in
+            sessions[ended.id] = nil
+        }
+        sessions[id] = session
+        session.start(tasks: tasks, timeout: timeout, reactor: reactor)
+    }
+
+    // MARK: running
+
+
+    /// Starts the seed's three servers (ecstasy at 30 bytes, fascination and science at 10, every 0.1 s).
+    public func startDemoServers(delay: Double = 0.1) throws(GatewayStartError) -> [UInt16] {
+        var ports: [UInt16] = []
+        for (poem, numBytes) in [("ecstasy", 30), ("fascination", 10), ("science", 10)] {
+            let request = ServerRequest(poem: poem, mode: "async", port: 0, iface: "127.0.0.1", numBytes: numBytes, delay: delay)
+            do throws(GatewayError) {
+                let (entry, mode, serverConfig) = try request.validated(catalog: PoemCatalog(directory: catalogDirectory), allowRemote: false)
+                ports.append(try registry.start(poem: entry.name, mode: mode, config: serverConfig).port)
+            } catch {
+                throw GatewayStartError(message: "cannot start the demo servers: \(error.message)")
+            }
+        }
+        return ports
+    }
+
+    /// Runs until SIGINT/SIGTERM (an orderly shutdown; a second signal exits at once) or `stop()`.
+    public func run(handleSignals: Bool = true) throws(GatewayStartError) {
+        do {
+            if handleSignals {
+                try reactor.onSignals { [unowned self] _ in
+                    if shuttingDown { exit(0) }
+                    shutdown()
+                }
+            }
+            try reactor.run()
+        } catch {
+            throw GatewayStartError(message: error.description)
+        }
+    }
+
+    /// Stops accepting, ends every stream with a final event, stops the servers, then stops the loop once the
+    /// last bytes are out (at most about a second later).
+    public func shutdown() {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        logger.info("shutting down: \(sessions.count) streams, \(registry.count) servers")
+        for session in Array(sessions.values) { session.shutdown() }
+        http.shutdown()
+        registry.stopAll { [reactor] in
+            reactor.callLater(0.05) { reactor.stop() }
+        }
+        reactor.callLater(1.5) { [reactor] in reactor.stop() }
+    }
+}
+
+/// Why the gateway could not start, in words for the command line.
+public struct GatewayStartError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}

@@ -1,0 +1,66 @@
+import HTTP1
+import Reactor
+
+/// A request the gateway refuses, with the status and words the caller gets.
+enum GatewayError: Error {
+    case badRequest(String)
+    case notFound(String)
+    case conflict(String)
+    case forbidden(String)
+    case tooManyServers(Int)
+    case tooManyTargets(Int)
+    case tooManyStreams(Int)
+    case notAcceptable(String)
+    case listen(SocketAddress, String, inUse: Bool)
+
+    var status: HTTPStatus {
+        switch self {
+        case .badRequest: return .badRequest
+        case .notFound: return .notFound
+        case .conflict: return .conflict
+        case .forbidden: return .forbidden
+        case .tooManyServers, .tooManyStreams: return .tooManyRequests
+        case .tooManyTargets: return .contentTooLarge
+        case .notAcceptable: return .notAcceptable
+        case .listen(_, _, let inUse): return inUse ? .conflict : .badRequest
+        }
+    }
+
+    var code: String {
+        switch self {
+        case .badRequest: return "bad_request"
+        case .notFound: return "not_found"
+        case .conflict: return "conflict"
+        case .forbidden: return "forbidden"
+        case .tooManyServers: return "too_many_servers"
+        case .tooManyTargets: return "too_many_targets"
+        case .tooManyStreams: return "too_many_streams"
+        case .notAcceptable: return "not_acceptable"
+        case .listen(_, _, let inUse): return inUse ? "port_in_use" : "listen_failed"
+        }
+    }
+
+    var message: String {
+        switch self {
+        case .badRequest(let text), .notFound(let text), .conflict(let text), .forbidden(let text), .notAcceptable(let text):
+            return text
+        case .tooManyServers(let limit): return "at most \(limit) servers may run at once; stop one first"
+        case .tooManyTargets(let limit): return "at most \(limit) targets per fetch"
+        case .tooManyStreams(let limit): return "at most \(limit) fetch streams may be open at once"
+        case .listen(let address, let reason, _): return "cannot listen on \(address): \(reason)"
+        }
+    }
+
+    func respond(_ writer: HTTPResponseWriter) {
+        writer.respond(status: status, json: .error(code, message))
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var slice = Substring(self)
+        while slice.first == " " { slice = slice.dropFirst() }
+        while slice.last == " " { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

@@ -1,0 +1,50 @@
+import HTTP1
+import Reactor
+
+/// What /metrics reports, kept on the reactor thread.
+final class Metrics {
+    private struct RequestKey: Hashable {
+        let route: String
+        let status: Int
+    }
+    private var requests: [RequestKey: Int] = [:]
+    var activeFetches = 0
+    var activeStreams = 0
+    var poetryBytesReceived = 0
+    var fetchesStarted = 0
+    var fetchesCancelled = 0
+
+    func countRequest(route: String, status: Int) {
+        requests[RequestKey(route: route, status: status), default: 0] += 1
+    }
+
+    /// Prometheus text exposition format, version 0.0.4.
+    func render(http: HTTPServerStats, reactor: ReactorStats, serversRunning: Int) -> String {
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for sample in samples { out += "\(name)\(sample.labels) \(sample.value)\n" }
+        }
+        let requestSamples = requests.sorted { ($0.key.route, $0.key.status) < ($1.key.route, $1.key.status) }
+            .map { (labels: "{route=\"\($0.key.route)\",status=\"\($0.key.status)\"}", value: String($0.value)) }
+        metric("poetry_http_requests_total", "counter", "HTTP requests answered, by route and status.", requestSamples)
+        metric("poetry_http_rejected_requests_total", "counter", "Requests refused by the parser (malformed, too large) or timed out.",
+               [("", String(http.rejectedRequests + http.timeouts))])
+        metric("poetry_http_open_connections", "gauge", "HTTP connections open now.", [("", String(http.openConnections))])
+        metric("poetry_http_connections_total", "counter", "HTTP connections accepted.", [("", String(http.connectionsAccepted))])
+        metric("poetry_fetches_active", "gauge", "Fetches running now.", [("", String(activeFetches))])
+        metric("poetry_fetches_total", "counter", "Fetches started.", [("", String(fetchesStarted))])
+        metric("poetry_fetches_cancelled_total", "counter", "Fetches cancelled because the caller hung up.", [("", String(fetchesCancelled))])
+        metric("poetry_streams_active", "gauge", "Fetch streams open now.", [("", String(activeStreams))])
+        metric("poetry_servers_running", "gauge", "Slow poetry servers running now.", [("", String(serversRunning))])
+        metric("poetry_bytes_received_total", "counter", "Poetry bytes received by fetches.", [("", String(poetryBytesReceived))])
+        metric("poetry_reactor_iterations_total", "counter", "Reactor loop iterations (wake-ups).", [("", String(reactor.iterations))])
+        metric("poetry_reactor_events_total", "counter", "Ready events dispatched by the reactor.", [("", String(reactor.eventsDispatched))])
+        metric("poetry_reactor_blocked_seconds_total", "counter", "Seconds the reactor spent waiting in select/poll/epoll.",
+               [("", JSON.double(MonotonicClock.seconds(fromNanoseconds: reactor.blockedNanoseconds)).text)])
+        metric("poetry_reactor_busy_seconds_total", "counter", "Seconds the reactor spent running handlers and timers.",
+               [("", JSON.double(MonotonicClock.seconds(fromNanoseconds: reactor.busyNanoseconds)).text)])
+        metric("poetry_reactor_descriptors", "gauge", "Descriptors registered with the reactor.", [("", String(reactor.registeredDescriptors))])
+        return out
+    }
+}

@@ -1,0 +1,26 @@
+import Reactor
+
+/// A complete request: its head, its whole body (bounded by the limits), and who sent it.
+public struct HTTPRequest: Sendable {
+    public let head: HTTPRequestHead
+    public let body: [UInt8]
+    public let peer: SocketAddress?
+
+    public init(head: HTTPRequestHead, body: [UInt8], peer: SocketAddress?) {
+        self.head = head
+        self.body = body
+        self.peer = peer
+    }
+
+    public var method: String { head.method }
+    public var path: String { head.path }
+    public var headers: HTTPHeaders { head.headers }
+
+    /// Query parameters, percent-decoded, in order.
+    public var queryItems: [(name: String, value: String)] { QueryString.parse(head.query ?? "") }
+
+    /// The first value of query parameter `name`.
+    public func query(_ name: String) -> String? {
+        queryItems.first { $0.name == name }?.value
+    }
+}

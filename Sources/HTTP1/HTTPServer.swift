@@ -1,0 +1,85 @@
+import Logging
+import Reactor
+
+/// Handles one request. Answer through the writer, now or later (on the reactor thread), once.
+public typealias HTTPHandler = (HTTPRequest, HTTPResponseWriter) -> Void
+
+/// Counters the gateway's /metrics shows.
+public struct HTTPServerStats: Sendable {
+    public var connectionsAccepted = 0
+    public var openConnections = 0
+    public var requests = 0
+    public var rejectedRequests = 0
+    public var timeouts = 0
+}
+
+/// An HTTP/1.1 server on a reactor: accepts connections, parses requests and hands them to `handler`.
+public final class HTTPServer {
+    public let reactor: Reactor
+    public let config: HTTPServerConfig
+    let handler: HTTPHandler
+    private var listener: TCPListener?
+    private var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
+    private var pausedForCap = false
+    var dateCache = HTTPDateCache()
+    /// Reused to build every response head and chunk frame on this server: no allocation per response.
+    var scratch: [UInt8] = []
+    public internal(set) var stats = HTTPServerStats()
+    let logger: Logger
+
+    public init(reactor: Reactor, address: SocketAddress, config: HTTPServerConfig = HTTPServerConfig(),
+                logger: Logger = Logger(label: "http"), handler: @escaping HTTPHandler) throws(ReactorError) {
+        self.reactor = reactor
+        self.config = config
+        self.handler = handler
+        self.logger = logger
+        scratch.reserveCapacity(16 * 1024)
+        listener = try TCPListener(reactor: reactor, address: address, logger: logger) { [unowned self] fd in
+            self.accept(fd)
+        }
+    }
+
+    public var localAddress: SocketAddress? { listener?.localAddress }
+    public var port: UInt16 { listener?.port ?? 0 }
+    public var openConnections: Int { connections.count }
+    public var isAccepting: Bool { listener?.isAccepting ?? false }
+
+    private func accept(_ fd: Int32) {
+        let connection = HTTPServerConnection(server: self)
+        connections[ObjectIdentifier(connection)] = connection
+        stats.connectionsAccepted += 1
+        stats.openConnections = connections.count
+        do {
+            _ = try TCPConnection(reactor: reactor, fd: fd, handler: connection)
+        } catch {
+            connections[ObjectIdentifier(connection)] = nil
+            stats.openConnections = connections.count
+        }
+        if connections.count >= config.maxConnections && !pausedForCap {
+            pausedForCap = true
+            listener?.pauseAccepting()
+        }
+    }
+
+    func connectionClosed(_ connection: HTTPServerConnection) {
+        connections[ObjectIdentifier(connection)] = nil
+        stats.openConnections = connections.count
+        if pausedForCap && connections.count < config.maxConnections {
+            pausedForCap = false
+            listener?.resumeAccepting()
+        }
+    }
+
+    /// Stops accepting; open connections carry on.
+    public func stopAccepting() {
+        listener?.close()
+        listener = nil
+    }
+
+    /// Stops accepting and closes every connection: idle ones at once, busy ones after `finishing` lets each
+    /// in-flight response end (e.g. a stream's last event).
+    public func shutdown(finishing: (HTTPResponseWriter) -> Void = { $0.abortResponse() }) {
+        stopAccepting()
+        for connection in Array(connections.values) { connection.shutdown(finishing: finishing) }
+    }
+}

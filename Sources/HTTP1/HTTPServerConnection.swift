@@ -1,0 +1,234 @@
+import Reactor
+
+/// One client connection: feeds the parser, runs requests one at a time in order (pipelined ones wait their
+/// turn), enforces the timeouts, and closes gracefully after errors.
+final class HTTPServerConnection: ConnectionHandler {
+    unowned let server: HTTPServer
+    private(set) var transport: TCPConnection?
+    private var parser: HTTPRequestParser
+    private var currentHead: HTTPRequestHead?
+    private var currentBody: [UInt8] = []
+    /// The response being produced; later requests wait until it ends.
+    private var inFlight: HTTPResponseWriter?
+    private var processing = false
+    private var closing = false
+    private var peerDoneSending = false
+
+    private enum Deadline { case none, idle, header, body, linger }
+    private var deadlineKind = Deadline.idle
+    private var deadline: UInt64 = 0
+    private var timer: TimerHandle?
+
+    init(server: HTTPServer) {
+        self.server = server
+        parser = HTTPRequestParser(limits: server.config.limits)
+    }
+
+    var reactor: Reactor { server.reactor }
+
+    func connectionMade(_ connection: TCPConnection) {
+        transport = connection
+        setDeadline(.idle)
+    }
+
+    func dataReceived(_ bytes: UnsafeRawBufferPointer) {
+        if closing { return }  // draining after an error: discard
+        if deadlineKind == .idle { setDeadline(.header) }
+        parser.append(bytes)
+        processInput()
+    }
+
+    func readEOF() -> Bool {
+        peerDoneSending = true
+        // Finish what was asked (a half-closed client still reads its answers), then close.
+        if closing || (inFlight == nil && !parser.isInBody && currentHead == nil) {
+            return false
+        }
+        return true
+    }
+
+    func writabilityChanged(_ writable: Bool) {
+        inFlight?.transportWritabilityChanged(writable)
+    }
+
+    func connectionLost(_ reason: ConnectionLossReason) {
+        timer?.cancel()
+        transport = nil
+        let writer = inFlight
+        inFlight = nil
+        writer?.clientGone()
+        server.connectionClosed(self)
+    }
+
+    // MARK: requests
+
+    private func processInput() {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        while inFlight == nil && !closing, transport != nil {
+            let event: HTTPParserEvent?
+            do {
+                event = try parser.next()
+            } catch {
+                reject(error)
+                return
+            }
+            guard let event else { break }
+            switch event {
+            case .head(let head):
+                currentHead = head
+                currentBody = []
+                if head.framing != .none { setDeadline(.body) }
+                if head.expectsContinue {
+                    transport?.write(Self.continueBytes)
+                }
+            case .body(let part):
+                currentBody.append(contentsOf: part)
+            case .end:
+                guard var head = currentHead else { continue }
+                currentHead = nil
+                if parser.sawTrailers { head.keepAlive = false }
+                dispatch(head, body: currentBody)
+                currentBody = []
+            }
+        }
+        guard transport != nil, !closing else { return }
+        if inFlight == nil {
+            if peerDoneSending {
+                transport?.close()
+                return
+            }
+            if parser.bufferedBytes == 0 && currentHead == nil {
+                setDeadline(.idle)
+            } else if deadlineKind == .idle {
+                setDeadline(.header)
+            }
+        } else if parser.bufferedBytes > server.config.maxPipelinedBytes {
+            // The client is sending faster than we answer: stop reading until the answer is out.
+            transport?.pauseReading()
+        }
+    }
+
+    private static let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    private func dispatch(_ head: HTTPRequestHead, body: [UInt8]) {
+        server.stats.requests += 1
+        setDeadline(.none)
+        let writer = HTTPResponseWriter(connection: self, head: head)
+        inFlight = writer
+        server.handler(HTTPRequest(head: head, body: body, peer: transport?.peer), writer)
+    }
+
+    /// Called by the writer when its response is complete.
+    func responseFinished(_ writer: HTTPResponseWriter, keepAlive: Bool) {
+        guard inFlight === writer else { return }
+        inFlight = nil
+        guard keepAlive, !peerDoneSending || parser.bufferedBytes > 0 else {
+            closeGracefully()
+            return
+        }
+        transport?.resumeReading()
+        if !processing { processInput() } else { setDeadline(.idle) }
+    }
+
+    /// Answers a request that could not be parsed, then closes.
+    private func reject(_ error: HTTPParseError) {
+        server.stats.rejectedRequests += 1
+        let writer = HTTPResponseWriter(connection: self, head: nil)
+        inFlight = writer
+        writer.respond(status: error.status, json: .error(Self.errorCode(error.status), error.message), closeAfter: true)
+    }
+
+    static func errorCode(_ status: HTTPStatus) -> String {
+        switch status.code {
+        case 400: return "bad_request"
+        case 404: return "not_found"
+        case 405: return "method_not_allowed"
+        case 408: return "request_timeout"
+        case 413: return "content_too_large"
+        case 414: return "uri_too_long"
+        case 417: return "expectation_failed"
+        case 431: return "header_fields_too_large"
+        case 501: return "not_implemented"
+        case 505: return "version_not_supported"
+        default: return "error"
+        }
+    }
+
+    /// Sends FIN after the last response and waits briefly for the client's own FIN, so unread request bytes do
+    /// not turn the close into a reset that could destroy the response in flight.
+    func closeGracefully() {
+        guard let transport, !closing else { return }
+        closing = true
+        transport.shutdownWrite()
+        setDeadline(.linger)
+    }
+
+    func shutdown(finishing: (HTTPResponseWriter) -> Void) {
+        if let writer = inFlight {
+            finishing(writer)
+        } else {
+            closeGracefully()
+        }
+    }
+
+    // MARK: writing, for the writer
+
+    func write(_ bytes: UnsafeRawBufferPointer) {
+        transport?.write(bytes)
+    }
+
+    var isTransportWritable: Bool { transport?.isWritable ?? false }
+    var isOpen: Bool { transport?.isOpen ?? false }
+
+    func abort() {
+        transport?.abort()
+    }
+
+    // MARK: timeouts
+
+    private func setDeadline(_ kind: Deadline) {
+        deadlineKind = kind
+        let config = server.config
+        let seconds: Double
+        switch kind {
+        case .none:
+            return
+        case .idle: seconds = config.idleTimeout
+        case .header: seconds = config.headerTimeout
+        case .body: seconds = config.bodyTimeout
+        case .linger: seconds = 2
+        }
+        deadline = MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: seconds)
+        // One timer per connection, re-armed only when it fires early: no timer churn per request.
+        if timer == nil || timer?.isPending == false {
+            armTimer()
+        }
+    }
+
+    private func armTimer() {
+        timer = reactor.callAt(deadline: deadline) { [weak self] in self?.timerFired() }
+    }
+
+    private func timerFired() {
+        guard deadlineKind != .none, let transport else { return }
+        if MonotonicClock.now() < deadline {
+            armTimer()
+            return
+        }
+        switch deadlineKind {
+        case .idle, .linger:
+            transport.close()
+        case .header, .body:
+            server.stats.timeouts += 1
+            // A client that started a request and stalled gets 408, then the connection closes.
+            let writer = HTTPResponseWriter(connection: self, head: nil)
+            inFlight = writer
+            let what = deadlineKind == .header ? "request head" : "request body"
+            writer.respond(status: .requestTimeout, json: .error("request_timeout", "the \(what) did not arrive in time"), closeAfter: true)
+        case .none:
+            break
+        }
+    }
+}

@@ -1,0 +1,96 @@
+/// Values captured from `{name}` segments of a route pattern, percent-decoded.
+public struct RouteParameters: Sendable {
+    public var values: [String: String] = [:]
+    public subscript(name: String) -> String? { values[name] }
+}
+
+public typealias RouteHandler = (HTTPRequest, RouteParameters, HTTPResponseWriter) -> Void
+
+/// Method and path patterns (`/api/servers/{id}`) to handlers. An unknown path is 404; a known path with another
+/// method is 405 with `Allow`. GET routes answer HEAD too (the writer drops the body).
+public final class Router {
+    public struct Route {
+        public let method: String
+        public let pattern: String
+        let segments: [Segment]
+        let handler: RouteHandler
+    }
+
+    enum Segment: Equatable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    public private(set) var routes: [Route] = []
+    /// Handles GET/HEAD requests no route matched (static files); nil means 404.
+    public var fallback: HTTPHandler?
+
+    public init() {}
+
+    public func add(_ method: String, _ pattern: String, _ handler: @escaping RouteHandler) {
+        let segments = Self.split(pattern).map { part -> Segment in
+            part.hasPrefix("{") && part.hasSuffix("}") ? .parameter(String(part.dropFirst().dropLast())) : .literal(String(part))
+        }
+        routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
+    }
+
+    public func get(_ pattern: String, _ handler: @escaping RouteHandler) { add("GET", pattern, handler) }
+    public func post(_ pattern: String, _ handler: @escaping RouteHandler) { add("POST", pattern, handler) }
+    public func delete(_ pattern: String, _ handler: @escaping RouteHandler) { add("DELETE", pattern, handler) }
+
+    public func handle(_ request: HTTPRequest, _ writer: HTTPResponseWriter) {
+        let parts = Self.split(request.path)
+        var allowed: [String] = []
+        for route in routes {
+            guard let parameters = Self.match(route.segments, parts) else { continue }
+            let method = request.method == "HEAD" ? "GET" : request.method
+            if route.method == method {
+                route.handler(request, parameters, writer)
+                return
+            }
+            allowed.append(route.method)
+        }
+        if !allowed.isEmpty {
+            if allowed.contains("GET") { allowed.append("HEAD") }
+            writer.respond(status: .methodNotAllowed,
+                           json: .error("method_not_allowed", "\(request.method) is not allowed on \(request.path); use \(allowed.joined(separator: ", "))"),
+                           headers: HTTPHeaders([("Allow", allowed.joined(separator: ", "))]))
+            return
+        }
+        if let fallback, request.method == "GET" || request.method == "HEAD" {
+            fallback(request, writer)
+            return
+        }
+        if fallback != nil {
+            writer.respond(status: .methodNotAllowed, json: .error("method_not_allowed", "\(request.method) is not allowed on \(request.path); use GET, HEAD"),
+                           headers: HTTPHeaders([("Allow", "GET, HEAD")]))
+            return
+        }
+        writer.respond(status: .notFound, json: .error("not_found", "no route for \(request.path)"))
+    }
+
+    /// The pattern of the route whose path matches, whatever its method (for metrics labels).
+    public func pattern(matching path: String) -> String? {
+        let parts = Self.split(path)
+        return routes.first { Self.match($0.segments, parts) != nil }?.pattern
+    }
+
+    static func split(_ path: String) -> [Substring] {
+        path.split(separator: "/", omittingEmptySubsequences: true)
+    }
+
+    static func match(_ segments: [Segment], _ parts: [Substring]) -> RouteParameters? {
+        guard segments.count == parts.count else { return nil }
+        var parameters = RouteParameters()
+        for (segment, part) in zip(segments, parts) {
+            switch segment {
+            case .literal(let text):
+                guard text == part else { return nil }
+            case .parameter(let name):
+                guard let value = QueryString.percentDecode(part) else { return nil }
+                parameters.values[name] = value
+            }
+        }
+        return parameters
+    }
+}
