@@ -31,8 +31,9 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
         .testTarget(name: "PoetryTests", dependencies: ["Poetry", "Reactor"]),
-        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "Reactor", "CCurl"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HTTP1", "Poetry", "Reactor", "CCurl"]),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "Reactor"]),
+        // Driven by libcurl: the HTTP server and the gateway over real sockets.
+        .testTarget(name: "IntegrationTests", dependencies: ["Gateway", "HTTP1", "Poetry", "Reactor", "CCurl"]),
     ],
     swiftLanguageModes: [.v6]
 )

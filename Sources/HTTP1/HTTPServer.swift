@@ -6,6 +6,7 @@ public typealias HTTPHandler = (HTTPRequest, HTTPResponseWriter) -> Void
 
 /// Counters the gateway's /metrics shows.
 public struct HTTPServerStats: Sendable {
+    public init() {}
     public var connectionsAccepted = 0
     public var openConnections = 0
     public var requests = 0

@@ -201,13 +201,18 @@ final class HTTPServerConnection: ConnectionHandler {
         case .linger: seconds = 2
         }
         deadline = MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: seconds)
-        // One timer per connection, re-armed only when it fires early: no timer churn per request.
-        if timer == nil || timer?.isPending == false {
+        // One timer per connection, moved only when the deadline comes sooner; a later deadline is picked up
+        // when the timer fires early. No timer churn per request.
+        if timer?.isPending != true || deadline < armedDeadline {
+            timer?.cancel()
             armTimer()
         }
     }
 
+    private var armedDeadline: UInt64 = 0
+
     private func armTimer() {
+        armedDeadline = deadline
         timer = reactor.callAt(deadline: deadline) { [weak self] in self?.timerFired() }
     }
 

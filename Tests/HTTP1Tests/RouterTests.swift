@@ -1,0 +1,33 @@
+@testable import HTTP1
+import Testing
+
+@Suite("Router, query strings and JSON")
+struct RouterTests {
+    @Test func patternsCaptureDecodedParameters() {
+        let router = Router()
+        router.get("/api/servers/{id}") { _, _, _ in }
+        router.delete("/api/servers/{id}") { _, _, _ in }
+        let segments = router.routes[0].segments
+        let parameters = Router.match(segments, Router.split("/api/servers/a%20b"))
+        #expect(parameters?["id"] == "a b")
+        #expect(Router.match(segments, Router.split("/api/servers")) == nil)
+        #expect(Router.match(segments, Router.split("/api/servers/1/extra")) == nil)
+        #expect(router.pattern(matching: "/api/servers/7") == "/api/servers/{id}")
+        #expect(router.pattern(matching: "/nope") == nil)
+    }
+
+    @Test func queryStringsArePercentDecoded() {
+        let items = QueryString.parse("targets=10000%2C10001&mode=async&q=a+b&empty=&flag")
+        #expect(items.map(\.name) == ["targets", "mode", "q", "empty", "flag"])
+        #expect(items.map(\.value) == ["10000,10001", "async", "a b", "", ""])
+        #expect(QueryString.percentDecode("%zz") == nil)
+        #expect(QueryString.percentDecode("%C3%A9") == "é")
+    }
+
+    @Test func jsonIsWrittenWithEscapesAndStableNumbers() {
+        let value: JSON = ["s": "a\"b\\c\n\u{1}", "n": 3, "d": .double(0.1), "whole": .double(2), "list": [true, .null]]
+        #expect(value.text == #"{"s":"a\"b\\c\n\u0001","n":3,"d":0.1,"whole":2,"list":[true,null]}"#)
+        #expect(JSON.error("not_found", "no such poem").text == #"{"error":"not_found","message":"no such poem"}"#)
+        #expect(JSON.double(10.1263614).text == "10.126361")
+    }
+}

@@ -1,0 +1,242 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTP1
+import Reactor
+import Testing
+
+@Suite("HTTP server over libcurl and raw sockets")
+struct HTTPServerTests {
+    @Test func keepAliveReusesOneConnectionForManyRequests() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let client = CurlClient()
+        var opened = 0
+        for index in 0..<20 {
+            let response = client.request("\(server.url)/items/\(index)?q=a%20b")
+            #expect(response.status == 200)
+            #expect(response.text == "{\"id\":\"\(index)\",\"q\":\"a b\"}")
+            opened += response.newConnections
+        }
+        #expect(opened == 1)
+        #expect(server.stats.connectionsAccepted == 1)
+    }
+
+    @Test func aChunkedStreamArrivesAsItIsWritten() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let response = CurlClient().request("\(server.url)/stream")
+        #expect(response.status == 200)
+        #expect(response.header("Transfer-Encoding") == "chunked")
+        #expect(response.text == (0..<5).map { "chunk \($0)\n" }.joined())
+        // Five writes 50 ms apart: they arrive spread out, not all at the end.
+        #expect(response.arrivals.count >= 4)
+        let spread = (response.arrivals.last ?? 0) - (response.arrivals.first ?? 0)
+        #expect(spread > 0.15, "chunks arrived within \(spread)s of each other")
+    }
+
+    @Test func headGetsHeadersWithoutABody() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let client = CurlClient()
+        let get = client.request("\(server.url)/hello")
+        let head = client.request("HEAD", "\(server.url)/hello")
+        #expect(head.status == 200)
+        #expect(head.body.isEmpty)
+        #expect(head.header("Content-Length") == String(get.body.count))
+        // The connection is still good after a HEAD: no stray body bytes desynchronised it.
+        #expect(client.request("\(server.url)/hello").text == "hello\n")
+    }
+
+    @Test func notFoundAndMethodNotAllowedSayWhy() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let client = CurlClient()
+        let missing = client.request("\(server.url)/items")
+        #expect(missing.status == 404)
+        let wrongMethod = client.request("DELETE", "\(server.url)/hello")
+        #expect(wrongMethod.status == 405)
+        #expect(wrongMethod.header("Allow") == "GET, HEAD")
+        #expect(wrongMethod.text.contains("\"error\":\"method_not_allowed\""))
+        #expect(wrongMethod.header("Content-Type") == "application/json")
+    }
+
+    @Test func staticFilesHaveETagsAnd304() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let client = CurlClient()
+        let page = client.request("\(server.url)/")
+        #expect(page.status == 200)
+        #expect(page.header("Content-Type") == "text/html; charset=utf-8")
+        let etag = try #require(page.header("ETag"))
+        #expect(page.header("Last-Modified") != nil)
+        let again = client.request("\(server.url)/index.html", headers: ["If-None-Match: \(etag)"])
+        #expect(again.status == 304)
+        #expect(again.body.isEmpty)
+        let changed = client.request("\(server.url)/index.html", headers: ["If-None-Match: \"other\""])
+        #expect(changed.status == 200)
+    }
+
+    @Test(arguments: ["/..%2f..%2fetc%2fpasswd", "/%2e%2e/%2e%2e/etc/passwd", "/a%00b", "/..%5c..%5cetc", "/outside-link/passwd"])
+    func nothingOutsideThePublicDirectoryCanBeReached(path: String) throws {
+        let root = "/tmp/poetry-static-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        mkdir(root, 0o755)
+        symlink("/etc", root + "/outside-link")
+        defer { unlink(root + "/outside-link"); rmdir(root) }
+        let server = try TestHTTPServer(publicDir: root)
+        defer { server.stop() }
+        let raw = try RawClient(port: server.port)
+        raw.send("GET \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        let reply = raw.readUntilClosed().text
+        #expect(reply.statusCodes.first.map { $0 == 404 || $0 == 400 } == true, "\(path): \(reply.prefix(80))")
+        #expect(!reply.contains("root:"))
+    }
+
+    @Test func oversizeRequestsGetTheRightStatus() throws {
+        var config = HTTPServerConfig()
+        config.limits.maxBodyBytes = 1000
+        config.limits.maxHeaderBytes = 4000
+        config.limits.maxRequestLineBytes = 2000
+        let server = try TestHTTPServer(config: config)
+        defer { server.stop() }
+        let body = CurlClient().request("POST", "\(server.url)/echo", body: [UInt8](repeating: 65, count: 5000))
+        #expect(body.status == 413)
+        let headers = CurlClient().request("\(server.url)/hello", headers: ["X-Big: " + String(repeating: "v", count: 5000)])
+        #expect(headers.status == 431)
+        let url = CurlClient().request("\(server.url)/hello?" + String(repeating: "q", count: 3000))
+        #expect(url.status == 414)
+        let fine = CurlClient().request("POST", "\(server.url)/echo", body: Array("just right".utf8))
+        #expect(fine.status == 200)
+        #expect(fine.text == "just right")
+    }
+
+    @Test func expectContinueGetsTheBodyThrough() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let payload = [UInt8](repeating: 66, count: 200_000)
+        let response = CurlClient().request("POST", "\(server.url)/echo", headers: ["Expect: 100-continue"], body: payload)
+        #expect(response.status == 200)
+        #expect(response.body == payload)
+    }
+
+    @Test func fiftyConcurrentTransfersThroughTheMultiInterface() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let urls = (0..<50).map { "\(server.url)/items/\($0)" }
+        let responses = CurlClient.concurrent(urls)
+        #expect(responses.count == 50)
+        for (index, response) in responses.enumerated() {
+            #expect(response.status == 200)
+            #expect(response.text.contains("\"id\":\"\(index)\""))
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let raw = try RawClient(port: server.port)
+        raw.send("GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /items/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let reply = raw.readUntilClosed()
+        #expect(reply.closed)
+        let first = try #require(reply.text.range(of: "\"id\":\"1\""))
+        let stream = try #require(reply.text.range(of: "chunk 4"))
+        let third = try #require(reply.text.range(of: "\"id\":\"3\""))
+        #expect(first.lowerBound < stream.lowerBound)
+        #expect(stream.lowerBound < third.lowerBound)
+    }
+
+    @Test(arguments: [
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: rot13\r\n\r\n", 501),
+        ("GET /hello HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+        ("GET /hello HTTP/1.1\r\nHost: x\r\nX: a\r\n  folded\r\n\r\n", 400),
+        ("GET /hello HTTP/1.1\nHost: x\n\n", 400),
+        ("GET /hello HTTP/1.1\r\nHost: x\rX: y\r\n\r\n", 400),
+        ("GET /he\u{1}llo HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("GET /hello HTTP/1.1\r\nHost: x\r\nX: a\u{7f}b\r\n\r\n", 400),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n", 400),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        ("GET /hello HTTP/1.1\r\n\r\n", 400),
+        ("GET /hello HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        ("GET /hello HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n", 417),
+    ])
+    func smugglingShapesAndMalformedRequestsAreRefusedAndClosed(request: String, status: Int) throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let raw = try RawClient(port: server.port)
+        raw.send(request)
+        let reply = raw.readUntilClosed()
+        #expect(reply.text.statusCodes == [status], "\(request.debugDescription) → \(reply.text.prefix(120))")
+        #expect(reply.closed, "the connection closes after a refused request")
+        #expect(reply.text.contains("\"error\":"))
+    }
+
+    @Test func aClientTricklingItsHeadIsClosedAtTheHeaderTimeout() throws {
+        var config = HTTPServerConfig()
+        config.headerTimeout = 0.3
+        let server = try TestHTTPServer(config: config)
+        defer { server.stop() }
+        let raw = try RawClient(port: server.port)
+        let start = MonotonicClock.now()
+        var closed = false
+        for byte in "GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8 {
+            raw.send(bytes: [byte])
+            let reply = raw.read(for: 0.05)
+            if reply.contains("408") { closed = true; break }
+        }
+        if !closed { closed = raw.readUntilClosed(limit: 2).closed }
+        let elapsed = MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() - start)
+        #expect(closed)
+        #expect(elapsed < 1.5, "closed after \(elapsed)s")
+    }
+
+    @Test func idleKeepAliveConnectionsAreClosed() throws {
+        var config = HTTPServerConfig()
+        config.idleTimeout = 0.2
+        let server = try TestHTTPServer(config: config)
+        defer { server.stop() }
+        let raw = try RawClient(port: server.port)
+        raw.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        let reply = raw.readUntilClosed(limit: 2)
+        #expect(reply.text.statusCodes == [200])
+        #expect(reply.closed)
+    }
+
+    @Test func http10GetsAClosedConnectionUnlessItAsksForKeepAlive() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let plain = try RawClient(port: server.port)
+        plain.send("GET /hello HTTP/1.0\r\n\r\n")
+        let reply = plain.readUntilClosed()
+        #expect(reply.closed)
+        #expect(reply.text.contains("Connection: close"))
+        let kept = try RawClient(port: server.port)
+        kept.send("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /hello HTTP/1.0\r\n\r\n")
+        let both = kept.readUntilClosed()
+        #expect(both.text.statusCodes == [200, 200])
+        #expect(both.text.contains("Connection: keep-alive"))
+    }
+
+    @Test func aConnectionCapPausesAccepting() throws {
+        var config = HTTPServerConfig()
+        config.maxConnections = 2
+        let server = try TestHTTPServer(config: config)
+        defer { server.stop() }
+        let first = try RawClient(port: server.port)
+        let second = try RawClient(port: server.port)
+        first.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        second.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(first.read(for: 0.1).statusCodes == [200])
+        #expect(second.read(for: 0.1).statusCodes == [200])
+        // The third waits in the backlog: connected by the kernel, but not served until a slot frees.
+        let third = try RawClient(port: server.port)
+        third.send("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(third.read(for: 0.2).isEmpty)
+        first.send("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        _ = first.readUntilClosed()
+        first.hangUp()
+        #expect(third.readUntilClosed().text.statusCodes == [200])
+    }
+}

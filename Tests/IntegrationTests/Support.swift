@@ -1,0 +1,163 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Gateway
+import HTTP1
+import Reactor
+import Synchronization
+
+let projectRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// A reactor running on its own thread, for tests whose client side (libcurl, raw sockets) blocks the test
+/// thread. Objects built in `setUp` live on that thread; the test talks to them only through `sync`.
+final class BackgroundReactor: @unchecked Sendable {
+    let reactor: Reactor
+    private let done = Atomic<Bool>(false)
+
+    init(backend: BackendKind = .epoll) throws {
+        reactor = try Reactor(backend: backend)
+        WorkerThread.start(name: "test-reactor") { [self] in
+            try? reactor.run()
+            done.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Runs `work` on the reactor thread and waits for its result.
+    func sync<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
+        let result = Mutex<Result<T, any Error>?>(nil)
+        let ready = DispatchSemaphore(value: 0)
+        reactor.execute {
+            result.withLock { $0 = Result { try work() } }
+            ready.signal()
+        }
+        ready.wait()
+        return try result.withLock { $0! }.get()
+    }
+
+    func stop() {
+        reactor.stop()
+        while !done.load(ordering: .acquiring) { usleep(1000) }
+    }
+}
+
+/// A reactor-confined value carried through `@Sendable` closures that only use it back on the reactor thread.
+struct Confined<T>: @unchecked Sendable {
+    let value: T
+}
+
+/// An HTTP server on a background reactor with a handful of routes for exercising the server itself.
+final class TestHTTPServer: @unchecked Sendable {
+    let loop: BackgroundReactor
+    let port: UInt16
+    private let server: Confined<HTTPServer>
+
+    init(config: HTTPServerConfig = HTTPServerConfig(), publicDir: String = "\(projectRoot)/public") throws {
+        loop = try BackgroundReactor()
+        let reactor = loop.reactor
+        let built = try loop.sync { () -> Confined<HTTPServer> in
+            let router = Router()
+            let files = StaticFiles(root: publicDir)
+            router.fallback = { files.handle($0, $1) }
+            router.get("/hello") { _, _, writer in writer.respond(status: .ok, text: "hello\n") }
+            router.post("/echo") { request, _, writer in
+                writer.respond(status: .ok, headers: HTTPHeaders([("Content-Type", "application/octet-stream")]), body: request.body)
+            }
+            router.get("/items/{id}") { request, parameters, writer in
+                writer.respond(status: .ok, json: ["id": .string(parameters["id"] ?? ""), "q": .string(request.query("q") ?? "")])
+            }
+            // Five chunks, 50 ms apart: each must reach the client as it is written.
+            router.get("/stream") { _, _, writer in
+                writer.startStream(headers: HTTPHeaders([("Content-Type", "text/plain")]))
+                var sent = 0
+                func next() {
+                    guard writer.isOpen else { return }
+                    writer.write("chunk \(sent)\n")
+                    sent += 1
+                    if sent == 5 { writer.finish() } else { reactor.callLater(0.05, next) }
+                }
+                next()
+            }
+            let server = try HTTPServer(reactor: reactor, address: SocketAddress(host: "127.0.0.1", port: 0), config: config) {
+                router.handle($0, $1)
+            }
+            return Confined(value: server)
+        }
+        server = built
+        port = try loop.sync { built.value.port }
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    var stats: HTTPServerStats { (try? loop.sync { [server] in server.value.stats }) ?? HTTPServerStats() }
+
+    func stop() { loop.stop() }
+}
+
+/// A raw TCP client for what libcurl will not send: smuggling shapes, malformed lines, slow heads.
+final class RawClient {
+    let fd: Int32
+
+    init(port: UInt16) throws {
+        fd = try Socket.makeStream(for: SocketAddress(host: "127.0.0.1", port: port), nonBlocking: false)
+        let connected = try SocketAddress(host: "127.0.0.1", port: port).withSockAddr { connect(fd, $0, $1) }
+        guard connected == 0 else { throw SystemError.last("connect") }
+        Socket.setTimeouts(fd, seconds: 5)
+    }
+
+    deinit { close(fd) }
+
+    /// Hangs up both ways, as a client that is done.
+    func hangUp() { shutdown(fd, Int32(SHUT_RDWR)) }
+
+    func send(_ text: String) {
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    func send(bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Reads until the server closes (or `limit` seconds pass); returns what came and whether it closed.
+    func readUntilClosed(limit: Double = 5) -> (text: String, closed: Bool) {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let end = MonotonicClock.now() + MonotonicClock.nanoseconds(fromSeconds: limit)
+        while MonotonicClock.now() < end {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let remaining = Int32((end - min(end, MonotonicClock.now())) / 1_000_000)
+            guard poll(&pfd, 1, max(1, remaining)) > 0 else { continue }
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return (String(decoding: data, as: UTF8.self), true) }
+            data.append(contentsOf: buffer[0..<count])
+        }
+        return (String(decoding: data, as: UTF8.self), false)
+    }
+
+    /// Reads for `seconds`, returning whatever arrived.
+    func read(for seconds: Double) -> String {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let end = MonotonicClock.now() + MonotonicClock.nanoseconds(fromSeconds: seconds)
+        while MonotonicClock.now() < end {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 10) > 0 else { continue }
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { break }
+            data.append(contentsOf: buffer[0..<count])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension String {
+    /// Status codes of every response in a raw byte stream, in order.
+    var statusCodes: [Int] {
+        matches(of: #/HTTP\/1\.1 (\d{3}) /#).compactMap { Int($0.output.1) }
+    }
+}
