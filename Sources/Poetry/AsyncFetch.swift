@@ -81,7 +81,8 @@ public final class AsyncFetch {
 /// One task's connection: collects the poem's bytes and says what happened.
 final class PoemReceiver: ConnectionHandler {
     let task: Int
-    unowned let fetch: AsyncFetch
+    /// Weak: a cancelled fetch may be gone while its sockets' last callbacks are still on their way.
+    weak var fetch: AsyncFetch?
     var connector: TCPConnector?
     private var connection: TCPConnection?
     private var poem: [UInt8] = []
@@ -99,10 +100,10 @@ final class PoemReceiver: ConnectionHandler {
         guard let timeout, timeout > 0 else { return }
         let limit = MonotonicClock.nanoseconds(fromSeconds: timeout)
         stallTimer = reactor.callAt(deadline: lastActivity &+ limit) { [weak self] in
-            guard let self, !self.done else { return }
+            guard let self, !self.done, let fetch = self.fetch else { return }
             let idle = MonotonicClock.now() &- self.lastActivity
             if idle >= limit {
-                self.end(.failed(task: self.task, reason: "Timed out: no data for \(formatSeconds(timeout))", t: self.fetch.elapsed()))
+                self.end(.failed(task: self.task, reason: "Timed out: no data for \(formatSeconds(timeout))", t: fetch.elapsed()))
                 self.connection?.abort()
                 self.connector?.cancel()
             } else {
@@ -118,17 +119,20 @@ final class PoemReceiver: ConnectionHandler {
         connection?.abort()
     }
 
-    private func end(_ event: FetchEvent) {
+    private func end(_ event: @autoclosure () -> FetchEvent) {
         guard !done else { return }
         done = true
         stallTimer?.cancel()
-        fetch.report(event)
+        fetch?.report(event())
     }
+
+    /// Seconds since the fetch started (only asked while the fetch is alive).
+    private var now: Double { fetch?.elapsed() ?? 0 }
 
     func connectionMade(_ connection: TCPConnection) {
         self.connection = connection
         connector = nil
-        guard !done else {
+        guard !done, let fetch else {
             connection.abort()
             return
         }
@@ -137,7 +141,7 @@ final class PoemReceiver: ConnectionHandler {
     }
 
     func dataReceived(_ bytes: UnsafeRawBufferPointer) {
-        guard !done else { return }
+        guard !done, let fetch else { return }
         lastActivity = MonotonicClock.now()
         poem.append(contentsOf: bytes)
         fetch.report(.received(task: task, bytes: bytes.count, received: poem.count, t: fetch.elapsed()))
@@ -147,15 +151,15 @@ final class PoemReceiver: ConnectionHandler {
         connection = nil
         switch reason {
         case .done:
-            end(.finished(task: task, poem: poem, t: fetch.elapsed()))
+            end(.finished(task: task, poem: poem, t: now))
         default:
-            end(.failed(task: task, reason: reason.description, t: fetch.elapsed()))
+            end(.failed(task: task, reason: reason.description, t: now))
         }
     }
 
     func connectionFailed(_ error: ConnectError) {
         connector = nil
-        end(.failed(task: task, reason: error.description, t: fetch.elapsed()))
+        end(.failed(task: task, reason: error.description, t: now))
     }
 }
 

@@ -58,7 +58,8 @@ public final class AsyncPoetryServer {
 
 /// Sends one client its poem, one slice per timer tick.
 private final class PoemSender: ConnectionHandler {
-    unowned let server: AsyncPoetryServer
+    /// Weak: a closed server may be gone before its clients' last callbacks arrive.
+    weak var server: AsyncPoetryServer?
     private var connection: TCPConnection?
     private var offset = 0
     private var tick = 0
@@ -74,12 +75,12 @@ private final class PoemSender: ConnectionHandler {
         self.connection = connection
         peer = connection.peer
         start = MonotonicClock.now()
-        server.started(self, peer: peer)
+        server?.started(self, peer: peer)
         sendNext()
     }
 
     private func sendNext() {
-        guard let connection, connection.isOpen else { return }
+        guard let connection, connection.isOpen, let server else { return }
         let config = server.config
         if offset >= config.poem.count {
             connection.close()
@@ -104,6 +105,7 @@ private final class PoemSender: ConnectionHandler {
     func connectionLost(_ reason: ConnectionLossReason) {
         timer?.cancel()
         connection = nil
+        guard let server else { return }
         let complete = offset >= server.config.poem.count && reason == .done
         server.ended(self, peer: peer, reason: reason, complete: complete)
     }

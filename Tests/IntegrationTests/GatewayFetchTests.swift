@@ -1,0 +1,246 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Reactor
+import Synchronization
+import Testing
+
+/// The seed's three servers through the API, with small delays; returns the targets parameter.
+private func seedServers(_ gateway: TestGateway, delay: Double = 0.005) throws -> String {
+    let ports = try [("ecstasy", 30), ("fascination", 10), ("science", 10)].map { poem, bytes in
+        try gateway.startServer(poem, mode: "async", numBytes: bytes, delay: delay)["port"] as! Int
+    }
+    return ports.map(String.init).joined(separator: ",")
+}
+
+@Suite("Gateway fetch streams")
+struct GatewayFetchTests {
+    @Test func textStreamsAreExactlyTheCLILines() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let targets = try seedServers(gateway)
+        let firstPort = targets.split(separator: ",")[0]
+
+        let blocking = CurlClient().request("\(gateway.url)/api/fetch?mode=blocking&targets=\(targets)")
+        #expect(blocking.status == 200)
+        #expect(blocking.header("Content-Type") == "text/plain; charset=utf-8")
+        #expect(blocking.header("Transfer-Encoding") == "chunked")
+        let lines = blocking.text.split(separator: "\n").map(String.init)
+        #expect(lines.count == 7)
+        #expect(lines[0] == "Task 1: get poetry from: 127.0.0.1:\(firstPort)")
+        #expect(lines[1].wholeMatch(of: /Task 1: got 3003 bytes of poetry from 127\.0\.0\.1:\d+ in 0:00:\d\d\.\d{6}/) != nil, "\(lines[1])")
+        #expect(lines[3].hasPrefix("Task 2: got 615 bytes of poetry from"))
+        #expect(lines[6].wholeMatch(of: /Got 3 poems in 0:00:\d\d\.\d{6}/) != nil)
+
+        let async = CurlClient().request("\(gateway.url)/api/fetch?targets=\(targets)")
+        let asyncLines = async.text.split(separator: "\n").map(String.init)
+        #expect(asyncLines.contains("Task 1: got 30 bytes of poetry from 127.0.0.1:\(firstPort)"))
+        #expect(asyncLines.contains("Task 3 finished"))
+        #expect(Array(asyncLines.suffix(4).prefix(3)) == ["Task 1: 3003 bytes of poetry", "Task 2: 615 bytes of poetry", "Task 3: 653 bytes of poetry"])
+    }
+
+    @Test func ndjsonCarriesEveryEventInOrder() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let targets = try seedServers(gateway)
+        let response = CurlClient().request("\(gateway.url)/api/fetch?mode=async&targets=\(targets)", headers: ["Accept: application/x-ndjson"])
+        #expect(response.header("Content-Type") == "application/x-ndjson")
+        let events = try ndjson(response.text)
+        #expect(events.first?["event"] as? String == "start")
+        let tasks = events.first?["tasks"] as? [[String: Any]]
+        #expect(tasks?.count == 3)
+        #expect(tasks?.first?["address"] as? String == "127.0.0.1:\(targets.split(separator: ",")[0])")
+        #expect(events.last?["event"] as? String == "summary")
+        #expect(events.last?["poems"] as? Int == 3)
+        #expect(events.last?["failed"] as? Int == 0)
+        #expect((events.last?["elapsed"] as? Double ?? 0) > 0)
+        let done = events.filter { $0["event"] as? String == "done" }
+        #expect(done.count == 3)
+        let ecstasy = try String(contentsOfFile: "\(projectRoot)/poetry/ecstasy.txt", encoding: .utf8)
+        #expect(done.contains { $0["task"] as? Int == 1 && $0["poem"] as? String == ecstasy && $0["bytes"] as? Int == 3003 })
+        let data = events.filter { $0["event"] as? String == "data" }
+        #expect(data.count > 50)
+        #expect(data.allSatisfy { $0["t"] is Double && $0["bytes"] is Int && $0["received"] is Int })
+        // Per task, `received` grows and `t` never goes back.
+        for task in 1...3 {
+            let mine = data.filter { $0["task"] as? Int == task }
+            let received = mine.map { $0["received"] as! Int }
+            #expect(received == received.sorted())
+            let times = mine.map { $0["t"] as! Double }
+            #expect(times == times.sorted())
+        }
+        #expect(events.filter { $0["event"] as? String == "connected" }.count == 3)
+    }
+
+    @Test func sseFramesTheSameObjectsWithEventNames() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let targets = try seedServers(gateway)
+        let response = CurlClient().request("\(gateway.url)/api/fetch?mode=blocking&targets=\(targets)&format=sse")
+        #expect(response.header("Content-Type") == "text/event-stream")
+        let frames = response.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        #expect(frames.first?.hasPrefix("event: start\ndata: {\"event\":\"start\"") == true)
+        #expect(frames.last?.hasPrefix("event: summary\ndata: ") == true)
+        for frame in frames {
+            let lines = frame.split(separator: "\n")
+            #expect(lines.count == 2)
+            let name = lines[0].dropFirst("event: ".count)
+            let object = try jsonObject(Array(lines[1].dropFirst("data: ".count).utf8))
+            #expect(object["event"] as? String == String(name))
+        }
+    }
+
+    @Test func eventsLeaveTheGatewayAsTheyHappen() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let port = try gateway.startServer("science", mode: "async", numBytes: 20, delay: 0.01)["port"] as! Int
+        let response = CurlClient().request("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")
+        let total = try #require(response.arrivals.last) - response.arrivals.first!
+        // 33 sends 10 ms apart: the stream arrives over ~0.33 s, in many pieces, not in one lump at the end.
+        #expect(response.arrivals.count > 10)
+        #expect(total > 0.2, "stream arrived within \(total)s")
+    }
+
+    @Test func aFailingTargetFailsOnlyItsTask() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let good = try gateway.startServer("science", mode: "async", numBytes: 100, delay: 0.001)["port"] as! Int
+        let fd = try Socket.listen(on: SocketAddress(host: "127.0.0.1", port: 0), nonBlocking: false)
+        let refused = SocketAddress.local(of: fd)!.port
+        close(fd)
+        for mode in ["async", "blocking"] {
+            let events = try ndjson(CurlClient().request("\(gateway.url)/api/fetch?mode=\(mode)&targets=\(good),\(refused),\(good)&format=ndjson").text)
+            let failed = events.filter { $0["event"] as? String == "failed" }
+            #expect(failed.count == 1)
+            #expect(failed.first?["task"] as? Int == 2)
+            #expect(failed.first?["message"] as? String == "Connection refused")
+            #expect(events.last?["poems"] as? Int == 2)
+            #expect(events.last?["failed"] as? Int == 1)
+        }
+    }
+
+    @Test func aStalledServerTimesOutItsTask() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        // A listener that never accepts: the connection completes in the backlog and no byte ever comes.
+        let fd = try Socket.listen(on: SocketAddress(host: "127.0.0.1", port: 0), nonBlocking: false)
+        defer { close(fd) }
+        let port = SocketAddress.local(of: fd)!.port
+        let events = try ndjson(CurlClient().request("\(gateway.url)/api/fetch?targets=\(port)&timeout=0.2&format=ndjson").text)
+        #expect(events.contains { $0["event"] as? String == "failed" && ($0["message"] as? String)?.hasPrefix("Timed out") == true })
+    }
+
+    @Test(arguments: [
+        ("mode=sideways&targets=1234", 400),
+        ("targets=", 400),
+        ("", 400),
+        ("targets=abc", 400),
+        ("targets=1234&format=xml", 400),
+        ("targets=1234&timeout=-1", 400),
+        ("targets=8.8.8.8:53", 403),
+        ("targets=10.0.0.1:80", 403),
+    ])
+    func badFetchRequestsAreRefusedBeforeAnySocket(query: String, status: Int) throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let response = CurlClient().request("\(gateway.url)/api/fetch?\(query)")
+        #expect(response.status == status, "\(query) → \(response.text)")
+        #expect(try jsonObject(response.body)["error"] is String)
+        #expect(gateway.metric("poetry_fetches_total") == 0)
+    }
+
+    @Test func tooManyTargetsIsAClear4xx() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let targets = Array(repeating: "1234", count: 1001).joined(separator: ",")
+        let response = CurlClient().request("\(gateway.url)/api/fetch?targets=\(targets)")
+        #expect(response.status == 413)
+        #expect(response.text.contains("at most 1000 targets"))
+    }
+
+    @Test func hangingUpCancelsTheFetchAndTheGaugesReturnToZero() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let port = try gateway.startServer("ecstasy", mode: "async", numBytes: 10, delay: 0.05)["port"] as! Int
+        for mode in ["async", "blocking"] {
+            let descriptorsBefore = try gateway.sync { [reactor = gateway.reactor] in reactor.stats.registeredDescriptors }
+            let response = CurlClient().request("\(gateway.url)/api/fetch?mode=\(mode)&targets=\(port),\(port)&format=ndjson") { partial in
+                // Hang up once poetry is flowing.
+                !String(decoding: partial.body, as: UTF8.self).contains("\"event\":\"data\"")
+            }
+            #expect(response.error != nil, "the transfer was aborted by the client")
+            var settled = false
+            for _ in 0..<200 {
+                if gateway.metric("poetry_fetches_active") == 0 && gateway.metric("poetry_streams_active") == 0 {
+                    settled = true
+                    break
+                }
+                usleep(10_000)
+            }
+            #expect(settled, "\(mode): active gauges did not return to zero")
+            usleep(50_000)
+            let descriptorsAfter = try gateway.sync { [reactor = gateway.reactor] in reactor.stats.registeredDescriptors }
+            #expect(descriptorsAfter <= descriptorsBefore + 1, "\(mode): sockets left open (\(descriptorsBefore) → \(descriptorsAfter))")
+        }
+        #expect(gateway.metric("poetry_fetches_cancelled_total") == 2)
+    }
+
+    @Test func blockingAndAsyncFetchesRunWhileOtherRequestsAreAnsweredPromptly() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let targets = try seedServers(gateway, delay: 0.01)
+        let results = Mutex<[String: CurlResponse]>([:])
+        let group = DispatchGroup()
+        for mode in ["blocking", "async"] {
+            group.enter()
+            WorkerThread.start(name: "fetch-\(mode)") {
+                let response = CurlClient().request("\(gateway.url)/api/fetch?mode=\(mode)&targets=\(targets)&format=ndjson")
+                results.withLock { $0[mode] = response }
+                group.leave()
+            }
+        }
+        usleep(100_000)
+        var slowest = 0.0
+        let client = CurlClient()
+        for _ in 0..<20 {
+            let start = MonotonicClock.now()
+            #expect(client.request("\(gateway.url)/healthz").status == 200)
+            slowest = max(slowest, MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() - start))
+            usleep(20_000)
+        }
+        group.wait()
+        let blocking = try ndjson(try #require(results.withLock { $0["blocking"] }).text)
+        let async = try ndjson(try #require(results.withLock { $0["async"] }).text)
+        let blockingElapsed = try #require(blocking.last?["elapsed"] as? Double)
+        let asyncElapsed = try #require(async.last?["elapsed"] as? Double)
+        #expect(blocking.last?["poems"] as? Int == 3)
+        #expect(async.last?["poems"] as? Int == 3)
+        // The seed's point: blocking takes about the sum, async about the slowest.
+        #expect(blockingElapsed / asyncElapsed > 1.7, "blocking \(blockingElapsed)s, async \(asyncElapsed)s")
+        // And the gateway kept answering: no health check waited on a fetch.
+        #expect(slowest < asyncElapsed / 4, "a health check took \(slowest)s while fetches ran for \(asyncElapsed)s")
+    }
+
+    @Test func shutdownEndsOpenStreamsWithAFinalEvent() throws {
+        let gateway = try TestGateway()
+        let port = try gateway.startServer("ecstasy", mode: "async", numBytes: 10, delay: 0.05)["port"] as! Int
+        let result = Mutex<CurlResponse?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        WorkerThread.start(name: "stream") {
+            let response = CurlClient().request("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")
+            result.withLock { $0 = response }
+            done.signal()
+        }
+        usleep(300_000)
+        let start = MonotonicClock.now()
+        gateway.shutdown()
+        #expect(gateway.isStopped)
+        #expect(MonotonicClock.now() - start < 2_000_000_000)
+        #expect(done.wait(timeout: .now() + 5) == .success)
+        let response = try #require(result.withLock { $0 })
+        #expect(response.error == nil, "the stream ended with its terminating chunk: \(response.error ?? "")")
+        let events = try ndjson(response.text)
+        #expect(events.last?["event"] as? String == "shutdown")
+    }
+}
