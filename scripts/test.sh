@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need when it is missing, then runs every suite.
-# Usage: scripts/test.sh            (all tests)
+# Usage: scripts/test.sh
+# Passes: Swift tests (main and descriptor-heavy), the HTTP/1.1 conformance probe, the page in Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 pkg-config --exists libcurl 2>/dev/null || need+=(libcurl4-openssl-dev pkg-config)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "== installing ${need[*]}"
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -22,3 +26,10 @@ echo "== swift test (main pass)"
 swift test --skip-build --skip DescriptorHeavy
 echo "== swift test (descriptor-heavy pass)"
 swift test --skip-build --filter DescriptorHeavy
+
+mkdir -p artifacts
+echo "== HTTP/1.1 conformance probe (every case must pass)"
+scripts/conformance.sh .build/debug/poetry
+
+echo "== the page in headless Chromium"
+python3 scripts/browser_test.py .build/debug/poetry

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Drives the gateway's page in headless Chromium through WebDriver (chromedriver), with the standard library only.
+
+Starts `poetry gateway` on a free port, sets up the seed's scenario with small delays through the page's own
+controls, races blocking against async, and checks that every task finished, the chart has its marks and the
+speedup is shown. Then replays the shareable link and checks the page at 375 px. Saves screenshots in
+artifacts/. Usage: scripts/browser_test.py [path/to/poetry]
+"""
+import base64
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTIFACTS = os.path.join(ROOT, "artifacts")
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebDriver:
+    def __init__(self, port):
+        self.base = f"http://127.0.0.1:{port}"
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1500"],
+        }}}}
+        self.session = self.call("POST", "/session", caps)["sessionId"]
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else (b"{}" if method == "POST" else None)
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read() or b"{}").get("value", {}) if method != "POST" or path != "/session" else json.loads(response.read())["value"]
+        except urllib.error.HTTPError as error:
+            raise RuntimeError(f"WebDriver {method} {path}: {error.code} {error.read()[:300]!r}")
+
+    def s(self, method, path, body=None):
+        return self.call(method, f"/session/{self.session}{path}", body)
+
+    def go(self, url):
+        self.s("POST", "/url", {"url": url})
+
+    def find(self, css):
+        return self.s("POST", "/element", {"using": "css selector", "value": css})[ELEMENT]
+
+    def click(self, css):
+        self.s("POST", f"/element/{self.find(css)}/click")
+
+    def type(self, css, text):
+        element = self.find(css)
+        self.s("POST", f"/element/{element}/clear")
+        self.s("POST", f"/element/{element}/value", {"text": text})
+
+    def js(self, script, *args):
+        return self.s("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def wait(self, script, timeout=60, what="condition"):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.js(script):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def screenshot(self, name):
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        path = os.path.join(ARTIFACTS, name)
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(self.s("GET", "/screenshot")))
+        return path
+
+    def resize(self, width, height):
+        self.s("POST", "/window/rect", {"width": width, "height": height})
+
+    def quit(self):
+        try:
+            self.s("DELETE", "")
+        except Exception:
+            pass
+
+
+def check_race(driver, label):
+    """After a race: every task finished, marks for both runs, totals and the speedup shown."""
+    driver.wait("return document.body.dataset.finished === 'true'", what=f"{label}: the race to finish")
+    states = driver.js("return [...document.querySelectorAll('.task')].map(t => t.dataset.state)")
+    assert states == ["done"] * 6, f"{label}: task states {states}"
+    blocking_marks = driver.js("return document.querySelectorAll('#timeline .mark.blocking').length")
+    async_marks = driver.js("return document.querySelectorAll('#timeline .mark.async').length")
+    assert blocking_marks > 50 and async_marks > 50, f"{label}: marks {blocking_marks}/{async_marks}"
+    result = driver.js("return document.querySelector('#result').textContent")
+    assert re.search(r"blocking: [\d.]+ s · async: [\d.]+ s · speedup [\d.]+×", result), f"{label}: result {result!r}"
+    speedup = float(re.search(r"speedup ([\d.]+)", result).group(1))
+    assert speedup > 1.5, f"{label}: speedup only {speedup}"
+    errors = driver.js("return document.querySelector('#errors').textContent")
+    assert not errors.strip(), f"{label}: errors shown: {errors!r}"
+    return result
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/poetry")
+    gateway = subprocess.Popen([binary, "gateway", "--port", "0", "--poetry-dir", os.path.join(ROOT, "poetry"),
+                                "--public-dir", os.path.join(ROOT, "public")], stdout=subprocess.PIPE, text=True)
+    driver_port = free_port()
+    chromedriver = subprocess.Popen(["chromedriver", f"--port={driver_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    passed = failed = 0
+    driver = None
+    try:
+        first = gateway.stdout.readline()
+        url = re.search(r"(http://\S+/)", first).group(1)
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{driver_port}/status", timeout=1)
+                break
+            except Exception:
+                time.sleep(0.1)
+        driver = WebDriver(driver_port)
+
+        # 1. A person's way: the page's own controls.
+        try:
+            driver.go(url)
+            driver.wait("return document.querySelectorAll('#poem-select option').length === 4", what="poems to load")
+            driver.type("#seed-delay", "0.02")
+            driver.click("#seed-button")
+            driver.wait("return document.querySelectorAll('#targets input:checked').length === 3", what="the seed's servers")
+            driver.click("#run-both")
+            result = check_race(driver, "controls")
+            print(f"PASS page controls: {result} (screenshot {driver.screenshot('page.png')})")
+            passed += 1
+        except Exception as error:
+            print(f"FAIL page controls: {error}")
+            driver.screenshot("page-failed.png")
+            failed += 1
+
+        # 2. The shareable link replays the race, and the page still reads at 375 px.
+        try:
+            driver.resize(375, 1400)
+            driver.go(url + "?scenario=seed&mode=both&delay=0.02")
+            result = check_race(driver, "link")
+            width = driver.js("return document.documentElement.scrollWidth")
+            assert width <= 380, f"page is {width}px wide at 375px"
+            print(f"PASS scenario link at 375px: {result} (screenshot {driver.screenshot('page-375.png')})")
+            passed += 1
+        except Exception as error:
+            print(f"FAIL scenario link at 375px: {error}")
+            driver.screenshot("page-375-failed.png")
+            failed += 1
+    finally:
+        if driver:
+            driver.quit()
+        chromedriver.terminate()
+        gateway.terminate()
+        gateway.wait(timeout=5)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
