@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""HTTP benchmark: the gateway's GET /healthz against nginx (1 worker), side by side, alternating.
+
+wrk -t1 -c64 for keep-alive; the same with `Connection: close` for connection-per-request. Server CPU per request
+comes from /proc (user + system time of the server's processes during the run). Prints medians and ratios.
+Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3]
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import ROOT, build_release, children, cpu_seconds, free_port, machine, median, table, wait_for_port
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port};
+        location /healthz {{ default_type text/plain; return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+
+def run_wrk(port, duration, close):
+    args = ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/healthz"]
+    if close:
+        args[1:1] = ["-H", "Connection: close"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 1e-3, "ms": 1, "s": 1000}[p99.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, requests, float(p99.group(1)) * scale, int(errors.group(1)) if errors else 0
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    opts = parser.parse_args()
+    if not shutil.which("wrk") or not shutil.which("nginx"):
+        sys.exit("needs wrk and nginx: apt-get install wrk nginx-light")
+    poetry = build_release()
+    work = tempfile.mkdtemp()
+    servers = {}
+    gport = free_port()
+    gateway = subprocess.Popen([poetry, "gateway", "--port", str(gport), "--public-dir", os.path.join(ROOT, "public"),
+                                "--poetry-dir", os.path.join(ROOT, "poetry")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers["poetry-gateway"] = (gport, lambda: [gateway.pid])
+    nport = free_port()
+    with open(f"{work}/nginx.conf", "w") as f:
+        f.write(NGINX_CONF.format(dir=work, port=nport))
+    nginx = subprocess.Popen(["nginx", "-c", f"{work}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers["nginx 1 worker"] = (nport, lambda: [nginx.pid] + children(nginx.pid))
+    results = {name: {"keep": [], "close": []} for name in servers}
+    try:
+        for port, _ in servers.values():
+            wait_for_port(port)
+        for round_ in range(opts.rounds):
+            for close in (False, True):
+                for name, (port, pids) in servers.items():
+                    before = cpu_seconds(pids())
+                    rps, requests, p99, errors = run_wrk(port, opts.duration, close)
+                    cpu = cpu_seconds(pids()) - before
+                    results[name]["close" if close else "keep"].append((rps, cpu / requests * 1e6, p99, errors))
+                    print(f"round {round_ + 1} {'close' if close else 'keep-alive'} {name}: {rps:.0f} req/s, "
+                          f"{cpu / requests * 1e6:.1f} µs CPU/req, p99 {p99:.2f} ms, non-2xx {errors}", flush=True)
+    finally:
+        gateway.terminate()
+        nginx.terminate()
+        gateway.wait()
+        nginx.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nMachine: {machine()}. wrk -t1 -c64 -d{opts.duration}s, {opts.rounds} rounds, medians.\n")
+    rows = []
+    for name, r in results.items():
+        for kind in ("keep", "close"):
+            runs = r[kind]
+            rows.append([name, "keep-alive" if kind == "keep" else "Connection: close",
+                         f"{median([x[0] for x in runs]):.0f}", f"{median([x[1] for x in runs]):.1f}",
+                         f"{median([x[2] for x in runs]):.2f}"])
+    print(table(["server", "requests", "req/s", "CPU µs/req", "p99 ms"], rows))
+    ours = results["poetry-gateway"]
+    theirs = results["nginx 1 worker"]
+    for kind, label in (("keep", "keep-alive"), ("close", "Connection: close")):
+        ratio = median([x[0] for x in ours[kind]]) / median([x[0] for x in theirs[kind]])
+        cpu = median([x[1] for x in ours[kind]]) / median([x[1] for x in theirs[kind]])
+        p99 = median([x[2] for x in ours[kind]]) / median([x[2] for x in theirs[kind]])
+        print(f"{label}: gateway/nginx throughput {ratio:.2f}×, CPU per request {cpu:.2f}×, p99 {p99:.2f}×")
+
+
+if __name__ == "__main__":
+    main()
