@@ -101,7 +101,7 @@ struct FetchEventEncoder {
             return .object([("event", "connected"), ("task", .int(task)), ("t", .double(t))])
         case .received(let task, let bytes, let received, let t):
             return .object([("event", "data"), ("task", .int(task)), ("bytes", .int(bytes)), ("received", .int(received)), ("t", .double(t))])
-        case .finished(let task, let poem, let t):
+        case .finished(let task, _, let poem, let t):
             let text = String(validating: poem, as: UTF8.self)
             var members: [(String, JSON)] = [("event", "done"), ("task", .int(task)), ("bytes", .int(poem.count)), ("t", .double(t)),
                                              ("poem", .string(text ?? String(decoding: poem, as: UTF8.self)))]

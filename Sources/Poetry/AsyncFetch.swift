@@ -6,6 +6,8 @@ public final class AsyncFetch {
     public let tasks: [FetchTask]
     private let reactor: Reactor
     private let timeout: Double?
+    /// Whether `.finished` carries the poem's bytes (false: only its length, and no per-task buffer).
+    let keepPoems: Bool
     private let observer: (FetchEvent) -> Void
     private var receivers: [PoemReceiver] = []
     private var startTime: UInt64 = 0
@@ -15,10 +17,12 @@ public final class AsyncFetch {
     public private(set) var isFinished = false
 
     /// `timeout`: a task that connects or receives nothing for this many seconds fails ("stalled").
-    public init(reactor: Reactor, tasks: [FetchTask], timeout: Double? = nil, observer: @escaping (FetchEvent) -> Void) {
+    public init(reactor: Reactor, tasks: [FetchTask], timeout: Double? = nil, keepPoems: Bool = true,
+                observer: @escaping (FetchEvent) -> Void) {
         self.reactor = reactor
         self.tasks = tasks
         self.timeout = timeout
+        self.keepPoems = keepPoems
         self.observer = observer
     }
 
@@ -34,7 +38,8 @@ public final class AsyncFetch {
             let receiver = PoemReceiver(task: task.number, fetch: self)
             receivers.append(receiver)
             observer(.connecting(task: task.number, t: elapsed()))
-            receiver.connector = TCPConnection.connect(reactor: reactor, to: task.address, timeout: timeout, handler: receiver)
+            // Nagle's algorithm only matters to writers; these sockets only read.
+            receiver.connector = TCPConnection.connect(reactor: reactor, to: task.address, timeout: timeout, noDelay: false, handler: receiver)
             receiver.watchForStall(reactor: reactor, timeout: timeout)
         }
     }
@@ -86,6 +91,7 @@ final class PoemReceiver: ConnectionHandler {
     var connector: TCPConnector?
     private var connection: TCPConnection?
     private var poem: [UInt8] = []
+    private var received = 0
     private var done = false
     private var lastActivity = MonotonicClock.now()
     private var stallTimer: TimerHandle?
@@ -143,15 +149,16 @@ final class PoemReceiver: ConnectionHandler {
     func dataReceived(_ bytes: UnsafeRawBufferPointer) {
         guard !done, let fetch else { return }
         lastActivity = MonotonicClock.now()
-        poem.append(contentsOf: bytes)
-        fetch.report(.received(task: task, bytes: bytes.count, received: poem.count, t: fetch.elapsed()))
+        received += bytes.count
+        if fetch.keepPoems { poem.append(contentsOf: bytes) }
+        fetch.report(.received(task: task, bytes: bytes.count, received: received, t: fetch.elapsed()))
     }
 
     func connectionLost(_ reason: ConnectionLossReason) {
         connection = nil
         switch reason {
         case .done:
-            end(.finished(task: task, poem: poem, t: now))
+            end(.finished(task: task, bytes: received, poem: poem, t: now))
         default:
             end(.failed(task: task, reason: reason.description, t: now))
         }

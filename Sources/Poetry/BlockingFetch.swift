@@ -42,7 +42,7 @@ public enum BlockingFetch {
             switch outcome {
             case .success(let poem):
                 poems += 1
-                observer(.finished(task: task.number, poem: poem, t: elapsed()))
+                observer(.finished(task: task.number, bytes: poem.count, poem: poem, t: elapsed()))
             case .failure(let reason):
                 failures += 1
                 observer(.failed(task: task.number, reason: reason.text, t: elapsed()))

@@ -27,8 +27,9 @@ public enum FetchEvent: Sendable, Equatable {
     case connected(task: Int, t: Double)
     /// `bytes` arrived in one read; `received` is the task's total so far.
     case received(task: Int, bytes: Int, received: Int, t: Double)
-    /// The server closed after sending the whole poem.
-    case finished(task: Int, poem: [UInt8], t: Double)
+    /// The server closed after sending the whole poem: `bytes` long, its bytes in `poem` unless the fetch was
+    /// told not to keep them (a fan-out of thousands need not hold every poem).
+    case finished(task: Int, bytes: Int, poem: [UInt8], t: Double)
     case failed(task: Int, reason: String, t: Double)
     /// Always last.
     case summary(poems: Int, failed: Int, elapsed: Double)
@@ -36,7 +37,7 @@ public enum FetchEvent: Sendable, Equatable {
     public var task: Int? {
         switch self {
         case .connecting(let task, _), .connected(let task, _), .received(let task, _, _, _),
-             .finished(let task, _, _), .failed(let task, _, _):
+             .finished(let task, _, _, _), .failed(let task, _, _):
             return task
         case .started, .summary:
             return nil

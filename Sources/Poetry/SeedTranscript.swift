@@ -2,10 +2,10 @@
 /// stream sends them, so both say exactly the same thing.
 public struct SeedTranscript {
     public let mode: FetchMode
-    private var addresses: [Int: String] = [:]
-    private var order: [Int] = []
-    private var received: [Int: Int] = [:]
-    private var taskStarts: [Int: Double] = [:]
+    // Indexed by task number (tasks are numbered 1...n): no hashing per event.
+    private var addresses: [String] = []
+    private var received: [Int] = []
+    private var taskStarts: [Double] = []
 
     public init(mode: FetchMode) {
         self.mode = mode
@@ -15,26 +15,26 @@ public struct SeedTranscript {
     public mutating func lines(for event: FetchEvent) -> [String] {
         switch event {
         case .started(_, let tasks):
-            for task in tasks {
-                addresses[task.number] = task.address.description
-                order.append(task.number)
-                received[task.number] = 0
-            }
+            let count = (tasks.map(\.number).max() ?? 0) + 1
+            addresses = Array(repeating: "?", count: count)
+            received = Array(repeating: 0, count: count)
+            taskStarts = Array(repeating: 0, count: count)
+            for task in tasks { addresses[task.number] = task.address.description }
             return []
         case .connecting(let task, let t):
-            taskStarts[task] = t
+            if task < taskStarts.count { taskStarts[task] = t }
             return mode == .blocking ? ["Task \(task): get poetry from: \(address(task))"] : []
         case .connected:
             return []
         case .received(let task, let bytes, let total, _):
-            received[task] = total
+            if task < received.count { received[task] = total }
             return mode == .async ? ["Task \(task): got \(bytes) bytes of poetry from \(address(task))"] : []
-        case .finished(let task, let poem, let t):
-            received[task] = poem.count
+        case .finished(let task, let bytes, _, let t):
+            if task < received.count { received[task] = bytes }
             switch mode {
             case .blocking:
-                let elapsed = t - (taskStarts[task] ?? 0)
-                return ["Task \(task): got \(poem.count) bytes of poetry from \(address(task)) in \(formatTimedelta(elapsed))"]
+                let elapsed = t - (task < taskStarts.count ? taskStarts[task] : 0)
+                return ["Task \(task): got \(bytes) bytes of poetry from \(address(task)) in \(formatTimedelta(elapsed))"]
             case .async:
                 return ["Task \(task) finished"]
             }
@@ -43,7 +43,7 @@ public struct SeedTranscript {
         case .summary(let poems, let failed, let elapsed):
             var lines: [String] = []
             if mode == .async {
-                for task in order { lines.append("Task \(task): \(received[task] ?? 0) bytes of poetry") }
+                for task in 1..<max(1, received.count) { lines.append("Task \(task): \(received[task]) bytes of poetry") }
             }
             // "poems" even for one, as the seed prints it.
             var last = "Got \(poems) poems in \(formatTimedelta(elapsed))"
@@ -53,5 +53,5 @@ public struct SeedTranscript {
         }
     }
 
-    private func address(_ task: Int) -> String { addresses[task] ?? "?" }
+    private func address(_ task: Int) -> String { task < addresses.count ? addresses[task] : "?" }
 }

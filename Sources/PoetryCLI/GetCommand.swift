@@ -28,7 +28,7 @@ struct GetCommand: ParsableCommand {
     @Flag(help: "Print only the per-task totals and the summary, not every read.")
     var quiet = false
 
-    @Argument(help: "Servers to fetch from: PORT or HOST:PORT.")
+    @Argument(help: "Servers to fetch from: PORT or HOST:PORT (a comma-separated list counts as several).")
     var addresses: [String] = []
 
     func validate() throws {
@@ -42,7 +42,9 @@ struct GetCommand: ParsableCommand {
         }
         let tasks: [FetchTask]
         do {
-            tasks = try FetchTargets.parse(addresses)
+            // A comma-separated list counts as several addresses (as the gateway's targets= does), which keeps a
+            // fan-out of thousands off the argument parser.
+            tasks = try FetchTargets.parse(addresses.flatMap { $0.split(separator: ",").map(String.init) })
         } catch {
             throw fail(error.description, status: 2)
         }
@@ -51,9 +53,10 @@ struct GetCommand: ParsableCommand {
         var poems: [Int: [UInt8]] = [:]
         var anyFailed = false
         let quiet = self.quiet
+        let printPoems = self.printPoems
         let observe: (FetchEvent) -> Void = { event in
             switch event {
-            case .finished(let task, let poem, _): poems[task] = poem
+            case .finished(let task, _, let poem, _) where printPoems: poems[task] = poem
             case .failed: anyFailed = true
             case .received where quiet: return
             default: break
@@ -70,7 +73,7 @@ struct GetCommand: ParsableCommand {
             } catch {
                 throw fail("\(error)")
             }
-            let fetch = AsyncFetch(reactor: loop, tasks: tasks, timeout: timeout) { event in
+            let fetch = AsyncFetch(reactor: loop, tasks: tasks, timeout: timeout, keepPoems: printPoems) { event in
                 observe(event)
                 if case .summary = event { loop.stop() }
             }

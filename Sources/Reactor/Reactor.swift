@@ -74,6 +74,19 @@ public final class Reactor: @unchecked Sendable {
         stats.registeredDescriptors += 1
     }
 
+    /// Hands a registered descriptor to another handler (a connector to its connection) with one interest change,
+    /// rather than an unregister and a register. Events already collected for the old handler are dropped.
+    public func reassign(fd: Int32, interest: Interest, to handler: any IOHandler) throws(ReactorError) {
+        let index = Int(fd)
+        precondition(index < slots.count && slots[index].handler != nil, "descriptor \(fd) is not registered")
+        if slots[index].interest != interest {
+            try backend.modify(fd: fd, interest: interest)
+            slots[index].interest = interest
+        }
+        slots[index].handler = handler
+        slots[index].generation &+= 1
+    }
+
     public func setInterest(fd: Int32, _ interest: Interest) throws(ReactorError) {
         let index = Int(fd)
         guard index < slots.count, slots[index].handler != nil, slots[index].interest != interest else { return }

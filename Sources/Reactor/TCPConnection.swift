@@ -8,7 +8,8 @@ import CReactor
 public final class TCPConnection: IOHandler {
     public let reactor: Reactor
     public let fd: Int32
-    public let peer: SocketAddress?
+    /// The remote address, looked up on first use (one system call fewer per connection for those that never ask).
+    public private(set) lazy var peer: SocketAddress? = SocketAddress.peer(of: fd)
     public var handler: any ConnectionHandler
 
     /// Above this many buffered bytes the handler is told to stop producing.
@@ -28,16 +29,26 @@ public final class TCPConnection: IOHandler {
     public var bufferedBytes: Int { outbound.count }
     public var isReadingPaused: Bool { readingPaused }
 
-    /// Takes ownership of a connected non-blocking socket and registers it. Calls `handler.connectionMade`.
-    public init(reactor: Reactor, fd: Int32, handler: any ConnectionHandler) throws(ReactorError) {
+    /// Takes ownership of a connected non-blocking socket and registers it (or takes over its registration, for a
+    /// socket a connector was watching). Calls `handler.connectionMade`. `noDelay` turns off Nagle's algorithm,
+    /// which a peer that only reads does not need.
+    public convenience init(reactor: Reactor, fd: Int32, handler: any ConnectionHandler, noDelay: Bool = true) throws(ReactorError) {
+        try self.init(reactor: reactor, fd: fd, handler: handler, noDelay: noDelay, alreadyRegistered: false)
+    }
+
+    init(reactor: Reactor, fd: Int32, handler: any ConnectionHandler, noDelay: Bool, alreadyRegistered: Bool) throws(ReactorError) {
         self.reactor = reactor
         self.fd = fd
-        self.peer = SocketAddress.peer(of: fd)
         self.handler = handler
-        Socket.setNoDelay(fd)
+        if noDelay { Socket.setNoDelay(fd) }
         do {
-            try reactor.register(fd: fd, interest: .read, handler: self)
+            if alreadyRegistered {
+                try reactor.reassign(fd: fd, interest: .read, to: self)
+            } else {
+                try reactor.register(fd: fd, interest: .read, handler: self)
+            }
         } catch {
+            if alreadyRegistered { reactor.unregister(fd: fd) }
             Glibc.close(fd)
             throw error
         }
@@ -45,15 +56,15 @@ public final class TCPConnection: IOHandler {
     }
 
     /// Connects to `address` without blocking. On success a connection is made for `handler`; on failure
-    /// `handler.connectionFailed` is called. Both happen on a later reactor iteration, never inside this call.
+    /// `handler.connectionFailed` is called. Neither happens inside this call.
     @discardableResult
-    public static func connect(reactor: Reactor, to address: SocketAddress, timeout: Double? = nil,
+    public static func connect(reactor: Reactor, to address: SocketAddress, timeout: Double? = nil, noDelay: Bool = true,
                                handler: any ConnectionHandler) -> TCPConnector {
-        TCPConnector(reactor: reactor, address: address, timeout: timeout) { result in
+        TCPConnector(reactor: reactor, address: address, timeout: timeout) { result, registered in
             switch result {
             case .success(let fd):
                 do {
-                    _ = try TCPConnection(reactor: reactor, fd: fd, handler: handler)
+                    _ = try TCPConnection(reactor: reactor, fd: fd, handler: handler, noDelay: noDelay, alreadyRegistered: registered)
                 } catch {
                     handler.connectionFailed(.failed(SystemError("register", errno: EBADF)))
                 }

@@ -4,15 +4,16 @@ import Glibc
 import CReactor
 
 /// One non-blocking connect: waits for writability, then reads SO_ERROR to learn the outcome. Reports refused,
-/// unreachable and timed-out distinctly, always from a later reactor iteration.
+/// unreachable and timed-out distinctly, never from inside the constructor. A socket that connects is handed on
+/// still registered (`registered: true`), so the connection takes it over with one interest change.
 public final class TCPConnector: IOHandler {
     private let reactor: Reactor
     private var fd: Int32 = -1
-    private var completion: ((Result<Int32, ConnectError>) -> Void)?
+    private var completion: ((Result<Int32, ConnectError>, _ registered: Bool) -> Void)?
     private var timer: TimerHandle?
 
     init(reactor: Reactor, address: SocketAddress, timeout: Double?,
-         completion: @escaping (Result<Int32, ConnectError>) -> Void) {
+         completion: @escaping (Result<Int32, ConnectError>, _ registered: Bool) -> Void) {
         self.reactor = reactor
         self.completion = completion
         do {
@@ -61,7 +62,7 @@ public final class TCPConnector: IOHandler {
                 return
             }
             self.completion = nil
-            completion(result)
+            completion(result, false)
         }
     }
 
@@ -78,16 +79,18 @@ public final class TCPConnector: IOHandler {
     }
 
     public func writable() {
+        guard fd >= 0 else { return }
         timer?.cancel()
-        reactor.unregister(fd: fd)
         let code = Socket.pendingError(fd)
-        if code == 0 {
+        if code == 0, let completion {
             let connected = fd
             fd = -1
-            report(.success(connected))
+            self.completion = nil
+            completion(.success(connected), true)
         } else {
+            reactor.unregister(fd: fd)
             closeSocket()
-            report(.failure(ConnectError(errno: code, call: "connect")))
+            report(.failure(code == 0 ? .failed(SystemError("connect", errno: ECANCELED)) : ConnectError(errno: code, call: "connect")))
         }
     }
 

@@ -58,7 +58,8 @@ struct CLITests {
     @Test func asyncGetPrintsEveryReadThenTotals() throws {
         let (server, port) = try startServe(["--async", "--delay", "0.002", "poetry/fascination.txt"])
         defer { server.terminate(); server.waitUntilExit() }
-        let result = try runPoetry(["get", "--async", "--reactor", "poll", "--print-poems", String(port), "127.0.0.1:\(port)"])
+        // Two addresses, the second given with its host, the pair as a comma-separated list.
+        let result = try runPoetry(["get", "--async", "--reactor", "poll", "--print-poems", "\(port),127.0.0.1:\(port)"])
         #expect(result.status == 0)
         let lines = result.out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(lines.contains("Task 1: got 10 bytes of poetry from 127.0.0.1:\(port)"))

@@ -45,7 +45,7 @@ struct FetchTests {
         for event in events {
             switch event {
             case .connecting(let task, let t): connectingAt[task] = t
-            case .finished(let task, _, let t): finishedAt[task] = t
+            case .finished(let task, _, _, let t): finishedAt[task] = t
             case .received(let task, _, _, _): if order.last != task { order.append(task) }
             default: break
             }
@@ -102,6 +102,21 @@ struct FetchTests {
         #expect(events.poem(task: 5) == poem("fascination"))
         #expect(events.summary?.poems == 2)
         #expect(events.summary?.failed == 3)
+    }
+
+    @Test func aFanOutCanCountPoemsWithoutKeepingThem() throws {
+        let farm = try ServerFarm([.poem(poem("science"), numBytes: 100, delay: 0.001)])
+        defer { farm.stop() }
+        let reactor = try Reactor()
+        var finished: [(bytes: Int, kept: Int)] = []
+        let fetch = AsyncFetch(reactor: reactor, tasks: tasks(Array(repeating: farm.boundPorts[0], count: 20)), keepPoems: false) { event in
+            if case .finished(_, let bytes, let poem, _) = event { finished.append((bytes, poem.count)) }
+            if case .summary = event { reactor.stop() }
+        }
+        fetch.start()
+        try reactor.run()
+        #expect(finished.count == 20)
+        #expect(finished.allSatisfy { $0.bytes == 653 && $0.kept == 0 })
     }
 
     @Test func utf8SplitAcrossReadsIsDecodedWholeOnceComplete() throws {

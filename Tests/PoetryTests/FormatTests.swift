@@ -42,7 +42,7 @@ struct FormatTests {
             .connecting(task: 1, t: 0),
             .connected(task: 1, t: 0.001),
             .received(task: 1, bytes: 30, received: 30, t: 0.01),
-            .finished(task: 1, poem: Array(repeating: 65, count: 3003), t: 10.126361),
+            .finished(task: 1, bytes: 3003, poem: Array(repeating: 65, count: 3003), t: 10.126361),
             .connecting(task: 2, t: 10.126361),
             .failed(task: 2, reason: "Connection refused", t: 10.2),
             .summary(poems: 1, failed: 1, elapsed: 10.2),
@@ -63,8 +63,8 @@ struct FormatTests {
             .received(task: 1, bytes: 30, received: 30, t: 0.1),
             .received(task: 2, bytes: 10, received: 10, t: 0.1),
             .received(task: 2, bytes: 3, received: 13, t: 0.2),
-            .finished(task: 2, poem: Array(repeating: 65, count: 13), t: 0.3),
-            .finished(task: 1, poem: Array(repeating: 65, count: 30), t: 0.3),
+            .finished(task: 2, bytes: 13, poem: [], t: 0.3),
+            .finished(task: 1, bytes: 30, poem: [], t: 0.3),
             .summary(poems: 2, failed: 0, elapsed: 10.133169),
         ])
         #expect(lines == [

@@ -128,7 +128,7 @@ extension Array where Element == FetchEvent {
         return nil
     }
     func poem(task: Int) -> [UInt8]? {
-        for event in self { if case .finished(task, let poem, _) = event { return poem } }
+        for event in self { if case .finished(task, _, let poem, _) = event { return poem } }
         return nil
     }
     func failure(task: Int) -> String? {
