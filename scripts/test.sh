@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need when it is missing, then runs every suite.
 # Usage: scripts/test.sh
-# Passes: Swift tests (main and descriptor-heavy), the HTTP/1.1 conformance probe, the page in Chromium.
+# Passes: Swift tests (main and descriptor-heavy), the same under ThreadSanitizer and AddressSanitizer
+# (SKIP_SANITIZERS=1 skips those), the HTTP/1.1 conformance probe, the page in Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,18 @@ echo "== swift test (main pass)"
 swift test --skip-build --skip DescriptorHeavy
 echo "== swift test (descriptor-heavy pass)"
 swift test --skip-build --filter DescriptorHeavy
+
+if [ "${SKIP_SANITIZERS:-0}" != 1 ]; then
+    # Separate build folders, so the sanitizer builds never clobber the plain one.
+    echo "== swift test under ThreadSanitizer"
+    swift build --build-tests --sanitize=thread --scratch-path .build-tsan >/dev/null
+    swift test --skip-build --sanitize=thread --scratch-path .build-tsan --skip DescriptorHeavy
+    echo "== swift test under AddressSanitizer"
+    swift build --build-tests --sanitize=address --scratch-path .build-asan 2>&1 | grep -E 'error|warning: .*swift' || true
+    # Leak checking is off: test fixtures deliberately keep reactors and handlers alive to the end, and XCTest's own
+    # runner objects live until exit; memory errors (overflows, use-after-free) are still fatal.
+    ASAN_OPTIONS=detect_leaks=0 swift test --skip-build --sanitize=address --scratch-path .build-asan --skip DescriptorHeavy
+fi
 
 mkdir -p artifacts
 echo "== HTTP/1.1 conformance probe (every case must pass)"

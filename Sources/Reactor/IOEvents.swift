@@ -34,4 +34,11 @@ public protocol IOHandler: AnyObject {
     /// Hang-up or error while the handler wants neither reading nor writing; it must act (usually close),
     /// or level-triggered backends would report it again on every iteration.
     func hangup()
+    /// The reactor is being deallocated with this handler still registered: release the descriptor and anything
+    /// that would otherwise keep the handler alive (nothing may be scheduled on the reactor any more).
+    func reactorClosing()
+}
+
+extension IOHandler {
+    public func reactorClosing() {}
 }

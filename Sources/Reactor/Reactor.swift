@@ -29,7 +29,7 @@ public final class Reactor: @unchecked Sendable {
     private var dueTimers: [TimerHandle] = []
     private var soonCalls: [() -> Void] = []
 
-    private let crossThreadQueue = Mutex<[@Sendable () -> Void]>([])
+    private let crossThreadQueue = Locked<[@Sendable () -> Void]>([])
     private var waker: Waker!
     private var signalWatcher: SignalWatcher?
 
@@ -56,6 +56,10 @@ public final class Reactor: @unchecked Sendable {
     }
 
     deinit {
+        // Handlers still registered get a last word, so their sockets close and cycles through them break.
+        let remaining = slots.compactMap(\.handler).filter { $0 !== waker && $0 !== signalWatcher }
+        slots.removeAll()
+        for handler in remaining { handler.reactorClosing() }
         signalWatcher?.close()
         waker.close()
         backend.close()

@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CReactor
-import Synchronization
 
 /// Turns SIGINT/SIGTERM into a callback on a reactor's thread, through a self-pipe: the C handler only writes
 /// the signal number to every registered pipe, which is async-signal-safe.
@@ -43,56 +42,17 @@ final class SignalWatcher: IOHandler {
     }
 }
 
-/// The process-wide part: which pipes hear signals. Slots are plain Int32 words written under a lock and read by
-/// the handler without one; an aligned 32-bit store is atomic on every platform Swift runs on.
+/// The process-wide part lives in CReactor: the handler must be async-signal-safe, so it is C that only loads
+/// the registered pipe descriptors atomically and writes one byte to each.
 enum SignalRouting {
-    static let slotCount = 64
-    nonisolated(unsafe) static let slots: UnsafeMutablePointer<Int32> = {
-        let slots = UnsafeMutablePointer<Int32>.allocate(capacity: slotCount)
-        slots.initialize(repeating: -1, count: slotCount)
-        return slots
-    }()
-    static let lock = Mutex<Set<Int32>>([])
-
     static func add(writeFD: Int32, signals: [Int32]) {
-        _ = slots  // initialise before any handler can run
-        lock.withLock { installed in
-            for index in 0..<slotCount where slots[index] < 0 {
-                slots[index] = writeFD
-                break
-            }
-            for signo in signals where !installed.contains(signo) {
-                installed.insert(signo)
-                var action = sigaction()
-                action.__sigaction_handler.sa_handler = signalHandler
-                action.sa_flags = SA_RESTART
-                sigemptyset(&action.sa_mask)
-                sigaction(signo, &action, nil)
-            }
-            // A parent may have started us with these signals blocked (test runners and some supervisors do);
-            // unblock them on this thread so they arrive at all.
-            var mask = sigset_t()
-            sigemptyset(&mask)
-            for signo in signals { sigaddset(&mask, signo) }
-            pthread_sigmask(SIG_UNBLOCK, &mask, nil)
-        }
+        _ = creactor_signal_pipe_add(writeFD)
+        for signo in signals { _ = creactor_signal_install(signo) }
     }
 
     static func remove(writeFD: Int32) {
-        lock.withLock { _ in
-            for index in 0..<slotCount where slots[index] == writeFD { slots[index] = -1 }
-        }
+        creactor_signal_pipe_remove(writeFD)
     }
-}
-
-private let signalHandler: @convention(c) (Int32) -> Void = { signo in
-    let savedErrno = errno
-    var byte = UInt8(truncatingIfNeeded: signo)
-    for index in 0..<SignalRouting.slotCount {
-        let fd = SignalRouting.slots[index]
-        if fd >= 0 { _ = write(fd, &byte, 1) }
-    }
-    errno = savedErrno
 }
 
 /// SIGPIPE would kill the process when a peer vanishes mid-write; every send also passes MSG_NOSIGNAL.

@@ -6,7 +6,8 @@ import CReactor
 /// The transport for one TCP connection: reads into the reactor's shared buffer and hands bytes to its handler,
 /// buffers writes, and reports backpressure both ways.
 public final class TCPConnection: IOHandler {
-    public let reactor: Reactor
+    /// Unowned: the reactor owns its registered transports, never the other way round.
+    public unowned let reactor: Reactor
     public let fd: Int32
     /// The remote address, looked up on first use (one system call fewer per connection for those that never ask).
     public private(set) lazy var peer: SocketAddress? = SocketAddress.peer(of: fd)
@@ -60,7 +61,7 @@ public final class TCPConnection: IOHandler {
     @discardableResult
     public static func connect(reactor: Reactor, to address: SocketAddress, timeout: Double? = nil, noDelay: Bool = true,
                                handler: any ConnectionHandler) -> TCPConnector {
-        TCPConnector(reactor: reactor, address: address, timeout: timeout) { result, registered in
+        TCPConnector(reactor: reactor, address: address, timeout: timeout) { [unowned reactor] result, registered in
             switch result {
             case .success(let fd):
                 do {
@@ -213,6 +214,15 @@ public final class TCPConnection: IOHandler {
         }
     }
 
+    /// The reactor is going away: close the socket and let go of the handler (which may hold this transport, a
+    /// cycle). The handler is not called: nothing may touch the reactor now, and a callback would.
+    public func reactorClosing() {
+        guard state != .closed else { return }
+        state = .closed
+        Glibc.close(fd)
+        handler = DetachedHandler()
+    }
+
     public func hangup() {
         let code = Socket.pendingError(fd)
         if code != 0 { fail(errno: code, call: "socket") } else { finish(.done) }
@@ -229,8 +239,19 @@ public final class TCPConnection: IOHandler {
         state = .closed
         reactor.unregister(fd: fd)
         Glibc.close(fd)
-        // Told on the next iteration, so a handler that closes never re-enters itself.
-        let handler = self.handler
-        reactor.callSoon { handler.connectionLost(reason) }
+        // Told on the next iteration, so a handler that closes never re-enters itself; then let go of it, which
+        // breaks the usual handler ⇄ transport cycle.
+        reactor.callSoon { [self] in
+            let handler = self.handler
+            self.handler = DetachedHandler()
+            handler.connectionLost(reason)
+        }
     }
+}
+
+/// Stands in for a handler a transport has let go of.
+private final class DetachedHandler: ConnectionHandler {
+    func connectionMade(_ connection: TCPConnection) {}
+    func dataReceived(_ bytes: UnsafeRawBufferPointer) {}
+    func connectionLost(_ reason: ConnectionLossReason) {}
 }

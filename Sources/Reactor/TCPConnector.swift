@@ -7,7 +7,7 @@ import CReactor
 /// unreachable and timed-out distinctly, never from inside the constructor. A socket that connects is handed on
 /// still registered (`registered: true`), so the connection takes it over with one interest change.
 public final class TCPConnector: IOHandler {
-    private let reactor: Reactor
+    private unowned let reactor: Reactor
     private var fd: Int32 = -1
     private var completion: ((Result<Int32, ConnectError>, _ registered: Bool) -> Void)?
     private var timer: TimerHandle?
@@ -92,6 +92,11 @@ public final class TCPConnector: IOHandler {
             closeSocket()
             report(.failure(code == 0 ? .failed(SystemError("connect", errno: ECANCELED)) : ConnectError(errno: code, call: "connect")))
         }
+    }
+
+    public func reactorClosing() {
+        completion = nil
+        if fd >= 0 { closeSocket() }
     }
 
     public func readable() { writable() }

@@ -7,7 +7,7 @@ import Logging
 /// A listening socket on the reactor. Accepts until EAGAIN; when the process runs out of descriptors it stops
 /// accepting for a moment instead of spinning on an accept that keeps failing.
 public final class TCPListener: IOHandler {
-    public let reactor: Reactor
+    public unowned let reactor: Reactor
     public let fd: Int32
     /// The bound address, with the real port when 0 was asked for.
     public let localAddress: SocketAddress
@@ -118,4 +118,10 @@ public final class TCPListener: IOHandler {
 
     public func writable() {}
     public func hangup() {}
+
+    public func reactorClosing() {
+        guard !closed else { return }
+        closed = true
+        Glibc.close(fd)
+    }
 }

@@ -190,7 +190,7 @@ struct GatewayFetchTests {
         let gateway = try TestGateway()
         defer { gateway.stop() }
         let targets = try seedServers(gateway, delay: 0.01)
-        let results = Mutex<[String: CurlResponse]>([:])
+        let results = Locked<[String: CurlResponse]>([:])
         let group = DispatchGroup()
         for mode in ["blocking", "async"] {
             group.enter()
@@ -225,7 +225,7 @@ struct GatewayFetchTests {
     @Test func shutdownEndsOpenStreamsWithAFinalEvent() throws {
         let gateway = try TestGateway()
         let port = try gateway.startServer("ecstasy", mode: "async", numBytes: 10, delay: 0.05)["port"] as! Int
-        let result = Mutex<CurlResponse?>(nil)
+        let result = Locked<CurlResponse?>(nil)
         let done = DispatchSemaphore(value: 0)
         WorkerThread.start(name: "stream") {
             let response = CurlClient().request("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")

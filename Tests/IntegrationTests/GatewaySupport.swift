@@ -36,7 +36,7 @@ final class TestGateway: @unchecked Sendable {
     }
 
     func sync<T: Sendable>(_ work: @escaping @Sendable () -> T) throws -> T {
-        let result = Mutex<T?>(nil)
+        let result = Locked<T?>(nil)
         let ready = DispatchSemaphore(value: 0)
         reactor.execute {
             let value = work()

@@ -29,7 +29,7 @@ final class BackgroundReactor: @unchecked Sendable {
 
     /// Runs `work` on the reactor thread and waits for its result.
     func sync<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
-        let result = Mutex<Result<T, any Error>?>(nil)
+        let result = Locked<Result<T, any Error>?>(nil)
         let ready = DispatchSemaphore(value: 0)
         reactor.execute {
             result.withLock { $0 = Result { try work() } }

@@ -30,7 +30,7 @@ final class ServerFarm: @unchecked Sendable {
 
     let reactor: Reactor
     private let ready = DispatchSemaphore(value: 0)
-    private let ports = Mutex<[UInt16]>([])
+    private let ports = Locked<[UInt16]>([])
     private var thread: Thread?
     private var keep: [AnyObject] = []
 
@@ -59,14 +59,14 @@ final class ServerFarm: @unchecked Sendable {
             keep.append(server)
             return server.port
         case .resetAfter(let bytes, let count):
-            let listener = try TCPListener(reactor: reactor, address: any) { [reactor] fd in
+            let listener = try TCPListener(reactor: reactor, address: any) { [unowned reactor] fd in
                 let sender = OneShot(reply: Array(bytes.prefix(count)), then: .reset)
                 _ = try? TCPConnection(reactor: reactor, fd: fd, handler: sender)
             }
             keep.append(listener)
             return listener.port
         case .stall:
-            let listener = try TCPListener(reactor: reactor, address: any) { [reactor, self] fd in
+            let listener = try TCPListener(reactor: reactor, address: any) { [unowned reactor, unowned self] fd in
                 if let connection = try? TCPConnection(reactor: reactor, fd: fd, handler: OneShot(reply: [], then: .stay)) {
                     self.keep.append(connection)
                 }

@@ -17,7 +17,7 @@ struct ServerTests {
         defer { server.stop() }
         // Two clients at once: the second's first byte must come after the first's poem ended.
         let targets = tasks([server.port])
-        let results = Mutex<[(start: Double, end: Double)]>([])
+        let results = Locked<[(start: Double, end: Double)]>([])
         let group = DispatchGroup()
         let origin = MonotonicClock.now()
         for _ in 0..<2 {

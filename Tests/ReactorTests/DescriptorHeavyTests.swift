@@ -43,7 +43,7 @@ struct DescriptorHeavy {
         try #require(limit >= 10_100, "need 10,100 descriptors, have \(limit)")
         let reactor = try Reactor(backend: .epoll)
         var accepted: [TCPConnection] = []
-        let server = try TCPListener(reactor: reactor, address: loopback, backlog: 4096) { fd in
+        let server = try TCPListener(reactor: reactor, address: loopback, backlog: 4096) { [unowned reactor] fd in
             if let connection = try? TCPConnection(reactor: reactor, fd: fd, handler: EchoHandler()) {
                 accepted.append(connection)
             }

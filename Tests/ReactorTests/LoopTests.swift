@@ -119,7 +119,7 @@ struct LoopTests {
     @Test func listenerSurvivesDescriptorExhaustionWithoutSpinning() throws {
         let reactor = try Reactor(backend: .epoll)
         var accepted: [TCPConnection] = []
-        let server = try TCPListener(reactor: reactor, address: loopback) { fd in
+        let server = try TCPListener(reactor: reactor, address: loopback) { [unowned reactor] fd in
             if let connection = try? TCPConnection(reactor: reactor, fd: fd, handler: EchoHandler()) {
                 accepted.append(connection)
             }

@@ -41,7 +41,8 @@ final class EchoHandler: ConnectionHandler {
 /// A server that hands each accepted socket to a fresh handler.
 @discardableResult
 func listen(_ reactor: Reactor, _ makeHandler: @escaping () -> any ConnectionHandler) throws -> TCPListener {
-    try TCPListener(reactor: reactor, address: SocketAddress(host: "127.0.0.1", port: 0)) { fd in
+    // Unowned: the reactor holds the listener, so a strong capture would be a cycle that outlives the test.
+    try TCPListener(reactor: reactor, address: SocketAddress(host: "127.0.0.1", port: 0)) { [unowned reactor] fd in
         _ = try? TCPConnection(reactor: reactor, fd: fd, handler: makeHandler())
     }
 }
