@@ -2,12 +2,24 @@
 
 export class ApiError extends Error {}
 
+// A gateway started with --token prints its URL as …/#token=SECRET; the page keeps the token for this tab and
+// sends it on every change (the fragment never reaches the server or its logs).
+const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
+if (fromLink) {
+  sessionStorage.setItem('poetry-token', fromLink);
+  history.replaceState(null, '', location.pathname + location.search);
+}
+const token = sessionStorage.getItem('poetry-token');
+
 export async function call(method, path, body) {
   let response;
   try {
     response = await fetch(path, {
       method,
-      headers: body ? { 'Content-Type': 'application/json' } : {},
+      headers: {
+        ...(body ? { 'Content-Type': 'application/json' } : {}),
+        ...(token && method !== 'GET' ? { Authorization: `Bearer ${token}` } : {}),
+      },
       body: body ? JSON.stringify(body) : undefined,
     });
   } catch (error) {

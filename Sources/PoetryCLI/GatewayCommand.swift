@@ -105,7 +105,12 @@ struct GatewayCommand: ParsableCommand {
             throw CommandFailure(message: "poetry gateway: \(error.message)")
         }
         Console.out("Poetry gateway on \(gateway.url) (reactor: \(reactor.kind))")
-        Console.out("Open \(gateway.url) in a browser, or: curl -N '\(gateway.url)api/poems'")
+        if let token = config.token, !token.isEmpty {
+            // The fragment hands the token to the page without sending it anywhere.
+            Console.out("Open \(gateway.url)#token=\(token) in a browser; changes need Authorization: Bearer <token>")
+        } else {
+            Console.out("Open \(gateway.url) in a browser, or: curl -N '\(gateway.url)api/poems'")
+        }
         if demo {
             do {
                 let ports = try gateway.startDemoServers(delay: demoDelay)

@@ -131,6 +131,27 @@ struct GatewayFetchTests {
         #expect(events.contains { $0["event"] as? String == "failed" && ($0["message"] as? String)?.hasPrefix("Timed out") == true })
     }
 
+    @Test func bytesThatAreNotUTF8ArriveMarked() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        // A server that sends a poem with invalid UTF-8 in it, then closes.
+        let loop = try BackgroundReactor()
+        defer { loop.stop() }
+        let port = try loop.sync { [reactor = loop.reactor] () -> UInt16 in
+            let listener = try TCPListener(reactor: reactor, address: SocketAddress(host: "127.0.0.1", port: 0)) { [unowned reactor] fd in
+                _ = try? TCPConnection(reactor: reactor, fd: fd, handler: SendThenClose(bytes: Array("caf".utf8) + [0xC3, 0x28, 0xFF] + Array(" ok\n".utf8)))
+            }
+            ServerKeeper.keep(listener)
+            return listener.port
+        }
+        let events = try ndjson(CurlClient().request("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson").text)
+        let done = try #require(events.first { $0["event"] as? String == "done" })
+        #expect(done["bytes"] as? Int == 10)
+        #expect(done["invalidUTF8"] as? Bool == true)
+        #expect((done["poem"] as? String)?.contains("\u{FFFD}") == true)
+        #expect(events.last?["poems"] as? Int == 1)
+    }
+
     @Test(arguments: [
         ("mode=sideways&targets=1234", 400),
         ("targets=", 400),
@@ -243,4 +264,16 @@ struct GatewayFetchTests {
         let events = try ndjson(response.text)
         #expect(events.last?["event"] as? String == "shutdown")
     }
+}
+
+/// Writes its bytes to each client, then closes.
+final class SendThenClose: ConnectionHandler {
+    let bytes: [UInt8]
+    init(bytes: [UInt8]) { self.bytes = bytes }
+    func connectionMade(_ connection: TCPConnection) {
+        connection.write(bytes)
+        connection.close()
+    }
+    func dataReceived(_ bytes: UnsafeRawBufferPointer) {}
+    func connectionLost(_ reason: ConnectionLossReason) {}
 }
