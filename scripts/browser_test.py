@@ -155,6 +155,28 @@ def main():
             print(f"FAIL scenario link at 375px: {error}")
             driver.screenshot("page-375-failed.png")
             failed += 1
+        # 3. A gateway that needs a token: the page takes it from the link's fragment and keeps working.
+        secured = subprocess.Popen([binary, "gateway", "--port", "0", "--token", "page-secret", "--poetry-dir",
+                                    os.path.join(ROOT, "poetry"), "--public-dir", os.path.join(ROOT, "public")],
+                                   stdout=subprocess.PIPE, text=True)
+        try:
+            secured_url = re.search(r"(http://\S+/)", secured.stdout.readline()).group(1)
+            driver.resize(1280, 1500)
+            driver.go(secured_url + "?scenario=seed&mode=async&delay=0.01#token=page-secret")
+            driver.wait("return document.body.dataset.finished === 'true'", what="token: the run to finish")
+            states = driver.js("return [...document.querySelectorAll('.task')].map(t => t.dataset.state)")
+            assert states == ["done"] * 3, f"token: task states {states}"
+            errors = driver.js("return document.querySelector('#errors').textContent")
+            assert not errors.strip(), f"token: errors shown: {errors!r}"
+            print("PASS with --token: the page starts servers and fetches")
+            passed += 1
+        except Exception as error:
+            print(f"FAIL with --token: {error}")
+            driver.screenshot("page-token-failed.png")
+            failed += 1
+        finally:
+            secured.terminate()
+            secured.wait(timeout=5)
     finally:
         if driver:
             driver.quit()
