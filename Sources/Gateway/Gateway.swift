@@ -55,7 +55,9 @@ public final class Gateway {
         }
         policy = AccessPolicy(loopbackOnly: config.isLoopbackOnly, boundHost: config.host, port: http.port, token: config.token)
         installRoutes()
+        metrics.routeNames = router.routes.map(\.pattern)
         handler = { [unowned self] request, writer in self.handle(request, writer) }
+        http.onResponse = { [unowned self] writer in self.countResponse(writer) }
     }
 
     public var port: UInt16 { http.port }
@@ -67,9 +69,13 @@ public final class Gateway {
     // MARK: requests
 
     private func handle(_ request: HTTPRequest, _ writer: HTTPResponseWriter) {
-        let route = routeLabel(for: request)
-        writer.onStatus = { [metrics] status in metrics.countRequest(route: route, status: status.code) }
-        guard Self.knownMethods.contains(request.method) else {
+        let match = router.match(method: request.method, path: request.path)
+        switch match {
+        case .route(let index, _): writer.tag = index
+        case .methodNotAllowed(_, let pattern): writer.tag = router.routes.firstIndex { $0.pattern == pattern } ?? -1
+        case .unmatched: writer.tag = -1
+        }
+        guard Self.isKnownMethod(request.method) else {
             writer.respond(status: .notImplemented, json: .error("not_implemented", "method \(request.method) is not implemented"))
             return
         }
@@ -77,12 +83,13 @@ public final class Gateway {
             refusal.respond(writer)
             return
         }
-        router.handle(request, writer)
+        router.handle(request, writer, match: match)
     }
 
-    private func routeLabel(for request: HTTPRequest) -> String {
-        if request.path == "/healthz" { return "/healthz" }
-        return router.pattern(matching: request.path) ?? "static"
+    /// Counts each response by route and status as its head goes out.
+    private func countResponse(_ writer: HTTPResponseWriter) {
+        guard let status = writer.status else { return }
+        metrics.countRequest(route: writer.tag, status: status.code)
     }
 
     private func installRoutes() {
@@ -149,7 +156,12 @@ public final class Gateway {
         }
     }
 
-    private static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    private static func isKnownMethod(_ method: String) -> Bool {
+        switch method {
+        case "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS": return true
+        default: return false
+        }
+    }
     private static let textHeaders = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")])
     private static let okBody = Array("ok\n".utf8)
 

@@ -3,19 +3,24 @@ import Reactor
 
 /// What /metrics reports, kept on the reactor thread.
 final class Metrics {
-    private struct RequestKey: Hashable {
-        let route: String
-        let status: Int
-    }
-    private var requests: [RequestKey: Int] = [:]
+    /// Counts keyed by route index (-1: static files and unknown paths) and status, packed in one Int: cheap to hash
+    /// on every request.
+    private var requests: [Int: Int] = [:]
+    /// Route patterns by index, for the labels.
+    var routeNames: [String] = []
     var activeFetches = 0
     var activeStreams = 0
     var poetryBytesReceived = 0
     var fetchesStarted = 0
     var fetchesCancelled = 0
 
-    func countRequest(route: String, status: Int) {
-        requests[RequestKey(route: route, status: status), default: 0] += 1
+    func countRequest(route: Int, status: Int) {
+        requests[(route + 1) << 16 | status, default: 0] += 1
+    }
+
+    private func label(_ key: Int) -> (route: String, status: Int) {
+        let route = (key >> 16) - 1
+        return (route >= 0 && route < routeNames.count ? routeNames[route] : "static", key & 0xFFFF)
     }
 
     /// Prometheus text exposition format, version 0.0.4.
@@ -25,8 +30,9 @@ final class Metrics {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for sample in samples { out += "\(name)\(sample.labels) \(sample.value)\n" }
         }
-        let requestSamples = requests.sorted { ($0.key.route, $0.key.status) < ($1.key.route, $1.key.status) }
-            .map { (labels: "{route=\"\($0.key.route)\",status=\"\($0.key.status)\"}", value: String($0.value)) }
+        let requestSamples = requests.map { (label($0.key), $0.value) }
+            .sorted { ($0.0.route, $0.0.status) < ($1.0.route, $1.0.status) }
+            .map { (labels: "{route=\"\($0.0.route)\",status=\"\($0.0.status)\"}", value: String($0.1)) }
         metric("poetry_http_requests_total", "counter", "HTTP requests answered, by route and status.", requestSamples)
         metric("poetry_http_rejected_requests_total", "counter", "Requests refused by the parser (malformed, too large) or timed out.",
                [("", String(http.rejectedRequests + http.timeouts))])

@@ -1,15 +1,13 @@
 import Reactor
 
-/// A complete request: its head, its whole body (bounded by the limits), and who sent it.
+/// A complete request: its head and its whole body (bounded by the limits).
 public struct HTTPRequest: Sendable {
     public let head: HTTPRequestHead
     public let body: [UInt8]
-    public let peer: SocketAddress?
 
-    public init(head: HTTPRequestHead, body: [UInt8], peer: SocketAddress?) {
+    public init(head: HTTPRequestHead, body: [UInt8]) {
         self.head = head
         self.body = body
-        self.peer = peer
     }
 
     public var method: String { head.method }

@@ -6,7 +6,9 @@ import Reactor
 public final class HTTPResponseWriter {
     /// The request being answered; nil for the server's own error responses.
     public let requestHead: HTTPRequestHead?
-    private weak var connection: HTTPServerConnection?
+    /// Strong while the response is open (the connection holds this writer as in flight, a cycle both ends break:
+    /// the connection when the response completes, the writer when it is done or the client is gone).
+    private var connection: HTTPServerConnection?
 
     private enum State { case pending, streaming, done }
     private var state = State.pending
@@ -17,8 +19,10 @@ public final class HTTPResponseWriter {
     /// Called with false when the client stops keeping up (the write buffer passed its high watermark) and with
     /// true when it has caught up.
     public var onWritabilityChanged: ((Bool) -> Void)?
-    /// Called with the status as the response head is written (for metrics).
-    public var onStatus: ((HTTPStatus) -> Void)?
+    /// The status sent, once the head is written.
+    public private(set) var status: HTTPStatus?
+    /// A number the application may attach (the gateway's route index, for metrics).
+    public var tag = -1
     /// Called once if the client disconnects before the response ends.
     public var onClientGone: (() -> Void)?
 
@@ -116,6 +120,7 @@ public final class HTTPResponseWriter {
         guard state != .done else { return }
         state = .done
         connection?.abort()
+        connection = nil
     }
 
     private static let lastChunk = Array("0\r\n\r\n".utf8)
@@ -124,10 +129,13 @@ public final class HTTPResponseWriter {
 
     private func complete() {
         state = .done
+        let connection = self.connection
+        self.connection = nil
         connection?.responseFinished(self, keepAlive: keepAlive)
     }
 
     func clientGone() {
+        connection = nil
         guard state != .done else { return }
         state = .done
         onClientGone?()
@@ -145,8 +153,8 @@ public final class HTTPResponseWriter {
     private func writeHead(into out: inout [UInt8], status: HTTPStatus, headers: HTTPHeaders, framing: Framing) {
         guard let connection else { return }
         let server = connection.server
-        onStatus?(status)
-        onStatus = nil
+        self.status = status
+        server.onResponse?(self)
         out.append(contentsOf: Self.statusLinePrefix)
         out.append(contentsOf: String(status.code).utf8)
         out.append(0x20)

@@ -26,6 +26,9 @@ public final class HTTPServer {
     /// Reused to build every response head and chunk frame on this server: no allocation per response.
     var scratch: [UInt8] = []
     public internal(set) var stats = HTTPServerStats()
+    /// Called as each response head is written (status known): one hook for the whole server, no closure per
+    /// request.
+    public var onResponse: ((HTTPResponseWriter) -> Void)?
     let logger: Logger
 
     public init(reactor: Reactor, address: SocketAddress, config: HTTPServerConfig = HTTPServerConfig(),

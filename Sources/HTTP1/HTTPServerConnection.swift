@@ -13,6 +13,8 @@ final class HTTPServerConnection: ConnectionHandler {
     private var processing = false
     private var closing = false
     private var peerDoneSending = false
+    /// A request was refused: the rest of what the client sends is unreliable, so the close lingers.
+    private var rejected = false
 
     private enum Deadline { case none, idle, header, body, linger }
     private var deadlineKind = Deadline.idle
@@ -117,7 +119,7 @@ final class HTTPServerConnection: ConnectionHandler {
         setDeadline(.none)
         let writer = HTTPResponseWriter(connection: self, head: head)
         inFlight = writer
-        server.handler(HTTPRequest(head: head, body: body, peer: transport?.peer), writer)
+        server.handler(HTTPRequest(head: head, body: body), writer)
     }
 
     /// Called by the writer when its response is complete.
@@ -125,7 +127,7 @@ final class HTTPServerConnection: ConnectionHandler {
         guard inFlight === writer else { return }
         inFlight = nil
         guard keepAlive, !peerDoneSending || parser.bufferedBytes > 0 else {
-            closeGracefully()
+            closeGracefully(lingering: rejected)
             return
         }
         transport?.resumeReading()
@@ -135,6 +137,7 @@ final class HTTPServerConnection: ConnectionHandler {
     /// Answers a request that could not be parsed, then closes.
     private func reject(_ error: HTTPParseError) {
         server.stats.rejectedRequests += 1
+        rejected = true
         let writer = HTTPResponseWriter(connection: self, head: nil)
         inFlight = writer
         writer.respond(status: error.status, json: .error(Self.errorCode(error.status), error.message), closeAfter: true)
@@ -158,9 +161,16 @@ final class HTTPServerConnection: ConnectionHandler {
 
     /// Sends FIN after the last response and waits briefly for the client's own FIN, so unread request bytes do
     /// not turn the close into a reset that could destroy the response in flight.
-    func closeGracefully() {
+    ///
+    /// When nothing of the client's is pending (a plain `Connection: close`), a close after flush is enough, as
+    /// nginx does; lingering is for refused requests and pipelined leftovers.
+    func closeGracefully(lingering: Bool = false) {
         guard let transport, !closing else { return }
         closing = true
+        if !lingering && parser.bufferedBytes == 0 && !parser.isInBody && currentHead == nil {
+            transport.close()
+            return
+        }
         transport.shutdownWrite()
         setDeadline(.linger)
     }
@@ -230,6 +240,7 @@ final class HTTPServerConnection: ConnectionHandler {
             // A client that started a request and stalled gets 408, then the connection closes.
             let writer = HTTPResponseWriter(connection: self, head: nil)
             inFlight = writer
+            rejected = true
             let what = deadlineKind == .header ? "request head" : "request body"
             writer.respond(status: .requestTimeout, json: .error("request_timeout", "the \(what) did not arrive in time"), closeAfter: true)
         case .none:

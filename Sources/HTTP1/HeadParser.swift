@@ -84,7 +84,7 @@ enum HeadParser {
 
         let keepAlive = version == .http1_1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
         let (path, query) = try splitTarget(target, method: method)
-        return HTTPRequestHead(method: method, target: target, path: path, query: query, version: version,
+        return HTTPRequestHead(method: method, target: String(decoding: target, as: UTF8.self), path: path, query: query, version: version,
                                headers: headers, keepAlive: keepAlive, expectsContinue: expectsContinue && framing != .none,
                                framing: framing)
     }
@@ -107,7 +107,7 @@ enum HeadParser {
         return (name, value)
     }
 
-    private static func parseRequestLine(_ line: ArraySlice<UInt8>) throws(HTTPParseError) -> (String, String, HTTPVersion) {
+    private static func parseRequestLine(_ line: ArraySlice<UInt8>) throws(HTTPParseError) -> (String, ArraySlice<UInt8>, HTTPVersion) {
         guard let firstSpace = line.firstIndex(of: ByteClass.space) else { throw .bad("malformed request line") }
         let method = line[line.startIndex..<firstSpace]
         guard !method.isEmpty, method.allSatisfy({ ByteClass.token[Int($0)] }) else { throw .bad("invalid method") }
@@ -117,7 +117,7 @@ enum HeadParser {
         guard !target.isEmpty, target.allSatisfy({ ByteClass.target[Int($0)] }) else { throw .bad("invalid request target") }
         try checkPercentEncoding(target)
         let version = try parseVersion(rest[(secondSpace + 1)...])
-        return (String(decoding: method, as: UTF8.self), String(decoding: target, as: UTF8.self), version)
+        return (String(decoding: method, as: UTF8.self), target, version)
     }
 
     private static func parseVersion(_ bytes: ArraySlice<UInt8>) throws(HTTPParseError) -> HTTPVersion {
@@ -153,28 +153,37 @@ enum HeadParser {
         return value
     }
 
-    /// Origin-form (`/path?query`), absolute-form (`http://host/path?query`), or `*` for OPTIONS.
-    private static func splitTarget(_ target: String, method: String) throws(HTTPParseError) -> (String, String?) {
-        var rest = Substring(target)
-        if rest == "*" {
+    /// Origin-form (`/path?query`), absolute-form (`http://host/path?query`), or `*` for OPTIONS; worked out on the
+    /// target's bytes (this runs for every request), making only the path and query strings.
+    private static func splitTarget(_ target: ArraySlice<UInt8>, method: String) throws(HTTPParseError) -> (String, String?) {
+        var rest = target
+        if rest.count == 1 && rest.first == UInt8(ascii: "*") {
             guard method == "OPTIONS" else { throw .bad("asterisk-form target is only for OPTIONS") }
             return ("*", nil)
         }
-        if !rest.hasPrefix("/") {
-            let lower = rest.lowercased()
-            let schemeLength = lower.hasPrefix("http://") ? 7 : lower.hasPrefix("https://") ? 8 : 0
+        if rest.first != UInt8(ascii: "/") {
+            let schemeLength = startsWithLowercase(rest, "http://") ? 7 : startsWithLowercase(rest, "https://") ? 8 : 0
             guard schemeLength > 0 else { throw .bad("invalid request target") }
             rest = rest.dropFirst(schemeLength)
-            let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
-            let authority = rest[..<authorityEnd]
-            guard !authority.isEmpty, !authority.contains("@") else { throw .bad("invalid authority in the target") }
+            let authorityEnd = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
+            let authority = rest[rest.startIndex..<authorityEnd]
+            guard !authority.isEmpty, !authority.contains(UInt8(ascii: "@")) else { throw .bad("invalid authority in the target") }
             rest = rest[authorityEnd...]
-            if !rest.hasPrefix("/") { rest = "/" + rest }
+            if rest.first != UInt8(ascii: "/") {
+                // `http://host?q` has an empty path: it means `/`.
+                let query = rest.first == UInt8(ascii: "?") ? String(decoding: rest.dropFirst(), as: UTF8.self) : nil
+                return ("/", query)
+            }
         }
-        if let question = rest.firstIndex(of: "?") {
-            return (String(rest[..<question]), String(rest[rest.index(after: question)...]))
+        if let question = rest.firstIndex(of: UInt8(ascii: "?")) {
+            return (String(decoding: rest[rest.startIndex..<question], as: UTF8.self),
+                    String(decoding: rest[(question + 1)...], as: UTF8.self))
         }
-        return (String(rest), nil)
+        return (String(decoding: rest, as: UTF8.self), nil)
+    }
+
+    private static func startsWithLowercase(_ bytes: ArraySlice<UInt8>, _ prefix: StaticString) -> Bool {
+        bytes.count >= prefix.utf8CodeUnitCount && equalsLowercase(bytes.prefix(prefix.utf8CodeUnitCount), prefix)
     }
 
     static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {

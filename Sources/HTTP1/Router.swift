@@ -38,24 +38,46 @@ public final class Router {
     public func post(_ pattern: String, _ handler: @escaping RouteHandler) { add("POST", pattern, handler) }
     public func delete(_ pattern: String, _ handler: @escaping RouteHandler) { add("DELETE", pattern, handler) }
 
-    public func handle(_ request: HTTPRequest, _ writer: HTTPResponseWriter) {
-        let parts = Self.split(request.path)
+    /// Where a request goes.
+    public enum Match {
+        case route(index: Int, parameters: RouteParameters)
+        case methodNotAllowed(allowed: [String], pathPattern: String)
+        case unmatched
+    }
+
+    /// Finds the route for a method and path (GET routes take HEAD too).
+    public func match(method: String, path: String) -> Match {
+        let parts = Self.split(path)
+        let wanted = method == "HEAD" ? "GET" : method
         var allowed: [String] = []
-        for route in routes {
+        var pattern = ""
+        for (index, route) in routes.enumerated() {
             guard let parameters = Self.match(route.segments, parts) else { continue }
-            let method = request.method == "HEAD" ? "GET" : request.method
-            if route.method == method {
-                route.handler(request, parameters, writer)
-                return
-            }
+            if route.method == wanted { return .route(index: index, parameters: parameters) }
             allowed.append(route.method)
+            pattern = route.pattern
         }
-        if !allowed.isEmpty {
+        return allowed.isEmpty ? .unmatched : .methodNotAllowed(allowed: allowed, pathPattern: pattern)
+    }
+
+    public func handle(_ request: HTTPRequest, _ writer: HTTPResponseWriter) {
+        handle(request, writer, match: match(method: request.method, path: request.path))
+    }
+
+    /// Dispatches a request already matched (so a caller that needed the match does not pay for it twice).
+    public func handle(_ request: HTTPRequest, _ writer: HTTPResponseWriter, match: Match) {
+        switch match {
+        case .route(let index, let parameters):
+            routes[index].handler(request, parameters, writer)
+            return
+        case .methodNotAllowed(var allowed, _):
             if allowed.contains("GET") { allowed.append("HEAD") }
             writer.respond(status: .methodNotAllowed,
                            json: .error("method_not_allowed", "\(request.method) is not allowed on \(request.path); use \(allowed.joined(separator: ", "))"),
                            headers: HTTPHeaders([("Allow", allowed.joined(separator: ", "))]))
             return
+        case .unmatched:
+            break
         }
         if let fallback, request.method == "GET" || request.method == "HEAD" {
             fallback(request, writer)
@@ -75,8 +97,21 @@ public final class Router {
         return routes.first { Self.match($0.segments, parts) != nil }?.pattern
     }
 
+    /// Path segments, split on the UTF-8 bytes (no Character-by-Character walk: this runs per request).
     static func split(_ path: String) -> [Substring] {
-        path.split(separator: "/", omittingEmptySubsequences: true)
+        var parts: [Substring] = []
+        let utf8 = path.utf8
+        var start = utf8.startIndex
+        var index = start
+        while index != utf8.endIndex {
+            if utf8[index] == UInt8(ascii: "/") {
+                if index != start { parts.append(Substring(path[start..<index])) }
+                start = utf8.index(after: index)
+            }
+            index = utf8.index(after: index)
+        }
+        if start != utf8.endIndex { parts.append(Substring(path[start..<utf8.endIndex])) }
+        return parts
     }
 
     static func match(_ segments: [Segment], _ parts: [Substring]) -> RouteParameters? {

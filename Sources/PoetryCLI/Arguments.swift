@@ -11,7 +11,7 @@ struct BackendKindArgument: Sendable {
     }
 
     static let allValueStrings = BackendKind.allCases.map(\.rawValue)
-    static var defaultValueDescription: String { BackendKind.default.rawValue }
+    var defaultValueDescription: String { kind.rawValue }
 }
 
 extension BackendKindArgument {

@@ -65,6 +65,9 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Seconds an idle keep-alive connection stays open.")
     var idleTimeout = 60.0
 
+    @Option(help: "Seconds a client has to send a request body once its head arrived.")
+    var bodyTimeout = 30.0
+
     @Option(help: "Largest request head in bytes.")
     var maxHeaderBytes = 32 * 1024
 
@@ -76,7 +79,7 @@ struct GatewayCommand: ParsableCommand {
         guard maxServers > 0, maxTargets > 0, maxStreams > 0, maxConnections > 0 else {
             throw ValidationError("limits must be positive.")
         }
-        guard headerTimeout > 0, idleTimeout > 0, fetchTimeout > 0 else { throw ValidationError("timeouts must be positive.") }
+        guard headerTimeout > 0, idleTimeout > 0, bodyTimeout > 0, fetchTimeout > 0 else { throw ValidationError("timeouts must be positive.") }
     }
 
     func run() throws {
@@ -96,6 +99,7 @@ struct GatewayCommand: ParsableCommand {
         config.http.maxConnections = maxConnections
         config.http.headerTimeout = headerTimeout
         config.http.idleTimeout = idleTimeout
+        config.http.bodyTimeout = bodyTimeout
         config.http.limits.maxHeaderBytes = maxHeaderBytes
         config.http.limits.maxBodyBytes = maxBodyBytes
         let gateway: Gateway
