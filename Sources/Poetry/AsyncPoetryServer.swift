@@ -9,6 +9,8 @@ public final class AsyncPoetryServer {
     private var senders: [ObjectIdentifier: PoemSender] = [:]
     private let observer: (PoetryServerEvent) -> Void
     public private(set) var clientsServed = 0
+    /// How late each timed send was against its deadline.
+    public private(set) var pacing = PacingStats()
     /// Clients connected right now.
     public var activeClients: Int { senders.count }
 
@@ -54,6 +56,10 @@ public final class AsyncPoetryServer {
     }
 
     fileprivate var reactorForSenders: Reactor { reactor }
+
+    fileprivate func recordLateness(_ nanoseconds: UInt64) {
+        pacing.record(latenessNanoseconds: nanoseconds)
+    }
 }
 
 /// Sends one client its poem, one slice per timer tick.
@@ -92,7 +98,10 @@ private final class PoemSender: ConnectionHandler {
         tick += 1
         // The close, like the seed's, comes one delay after the last send.
         let deadline = start &+ UInt64(tick) &* MonotonicClock.nanoseconds(fromSeconds: config.delay)
-        timer = server.reactorForSenders.callAt(deadline: deadline) { [weak self] in self?.sendNext() }
+        timer = server.reactorForSenders.callAt(deadline: deadline) { [weak self] in
+            if let server = self?.server { server.recordLateness(MonotonicClock.now() &- deadline) }
+            self?.sendNext()
+        }
     }
 
     func abort() {

@@ -29,6 +29,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Reactor backend for --async (select, poll, epoll).")
     var reactor: BackendKindArgument = .default
 
+    @Flag(help: "With --async, print how late the sends were against their deadlines when the server stops.")
+    var reportLateness = false
+
     @Argument(help: "The poem to serve, e.g. poetry/ecstasy.txt.")
     var poetryFile: String
 
@@ -79,7 +82,9 @@ struct ServeCommand: ParsableCommand {
             throw fail("Cannot listen on \(config.address): \(error)")
         }
         listening(server.port)
+        let report = reportLateness
         try loop.onSignals { _ in
+            if report { Console.err("Pacing: \(server.pacing.summary)") }
             server.close()
             loop.stop()
         }

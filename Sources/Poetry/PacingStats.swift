@@ -1,0 +1,36 @@
+/// How late a paced server's sends were against their deadlines: a histogram with 0.1 ms buckets up to 1 s, so
+/// recording a send costs one clock read and one increment.
+public struct PacingStats: Sendable {
+    private var buckets = [Int](repeating: 0, count: 10_001)
+    public private(set) var count = 0
+    public private(set) var worst: UInt64 = 0
+
+    public init() {}
+
+    mutating func record(latenessNanoseconds lateness: UInt64) {
+        count += 1
+        worst = max(worst, lateness)
+        buckets[Int(min(lateness / 100_000, 10_000))] += 1
+    }
+
+    /// The lateness below which `fraction` of sends fell, in seconds (to the bucket's upper edge).
+    public func percentile(_ fraction: Double) -> Double {
+        guard count > 0 else { return 0 }
+        let target = Int((Double(count) * fraction).rounded(.up))
+        var seen = 0
+        for (index, value) in buckets.enumerated() {
+            seen += value
+            if seen >= target { return Double(index + 1) / 10_000 }
+        }
+        return Double(buckets.count) / 10_000
+    }
+
+    public var summary: String {
+        func ms(_ seconds: Double) -> String {
+            let tenths = Int((seconds * 10_000).rounded())
+            return "\(tenths / 10).\(tenths % 10)"
+        }
+        return "\(count) sends late by p50 \(ms(percentile(0.5))) ms, p90 \(ms(percentile(0.9))) ms, "
+            + "p99 \(ms(percentile(0.99))) ms, worst \(ms(Double(worst) / 1e9)) ms"
+    }
+}
