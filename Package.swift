@@ -27,6 +27,8 @@ let package = Package(
             name: "PoetryCLI",
             dependencies: ["Reactor", "Poetry", "Gateway", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Load generator for Benchmarks/stream_scale.py, on the project's own reactor.
+        .executableTarget(name: "PoetryBench", dependencies: ["Reactor"]),
         // libcurl drives the integration tests only; the product never links it.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
