@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Reactor
 
 /// Serves files under one directory with content types, `index.html`, ETag/If-None-Match (304), Last-Modified
 /// and HEAD. Nothing outside the directory can be reached: encoded `..`, encoded slashes, NUL and symlinks that
@@ -36,7 +37,7 @@ public final class StaticFiles {
             writer.respond(status: .notModified, headers: headers)
             return
         }
-        guard let body = Self.read(file) else {
+        guard let body = try? RegularFile.read(file) else {
             writer.respond(status: .notFound, json: .error("not_found", "cannot read \(request.path)"))
             return
         }
@@ -68,21 +69,6 @@ public final class StaticFiles {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
-    }
-
-    static func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            bytes.append(contentsOf: buffer[0..<count])
-        }
-        return bytes
     }
 
     static func contentType(for path: String) -> String {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Reactor
 
 /// The poems in a directory: `NAME.txt` files, titled by their first line.
 public struct PoemCatalog: Sendable {
@@ -46,24 +47,15 @@ public struct PoemCatalog: Sendable {
 
     /// Reads a whole file; a missing one says `No such file: PATH`.
     public static func read(path: String) throws(FileError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw FileError(path: path, reason: errno == ENOENT ? "No such file: \(path)" : "Cannot read \(path): \(String(cString: strerror(errno)))")
+        do {
+            return try RegularFile.read(path)
+        } catch {
+            switch error {
+            case .missing: throw FileError(path: path, reason: "No such file: \(path)")
+            case .notRegular: throw FileError(path: path, reason: "Not a regular file: \(path)")
+            case .failed(let failure): throw FileError(path: path, reason: "Cannot read \(path): \(failure.reason)")
+            }
         }
-        defer { close(fd) }
-        var stats = stat()
-        guard fstat(fd, &stats) == 0, (stats.st_mode & S_IFMT) == S_IFREG else {
-            throw FileError(path: path, reason: "Not a regular file: \(path)")
-        }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            bytes.append(contentsOf: buffer[0..<count])
-        }
-        return bytes
     }
 }
 
