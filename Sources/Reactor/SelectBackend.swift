@@ -62,11 +62,25 @@ final class SelectBackend: PollerBackend {
             throw .system(.last("select"))
         }
         guard result > 0 else { return }
-        for fd in watched {
-            var seen: IOEvents = []
-            if FDSet.contains(&readable, fd: fd) { seen.insert(.read) }
-            if FDSet.contains(&writable, fd: fd) { seen.insert(.write) }
-            if !seen.isEmpty { events.append(ReadyEvent(fd: fd, events: seen)) }
+        // Walk the returned sets a word at a time, visiting only set bits: O(highest / 64) rather than O(watched).
+        let words = Int(highest) / Int.bitWidth + 1
+        withUnsafeBytes(of: &readable) { readRaw in
+            withUnsafeBytes(of: &writable) { writeRaw in
+                let readWords = readRaw.bindMemory(to: UInt.self)
+                let writeWords = writeRaw.bindMemory(to: UInt.self)
+                for word in 0..<words {
+                    var bits = readWords[word] | writeWords[word]
+                    while bits != 0 {
+                        let bit = bits.trailingZeroBitCount
+                        bits &= bits &- 1
+                        let mask: UInt = 1 << UInt(bit)
+                        var seen: IOEvents = []
+                        if readWords[word] & mask != 0 { seen.insert(.read) }
+                        if writeWords[word] & mask != 0 { seen.insert(.write) }
+                        events.append(ReadyEvent(fd: Int32(word * Int.bitWidth + bit), events: seen))
+                    }
+                }
+            }
         }
     }
 
