@@ -205,6 +205,10 @@ public final class Gateway {
         }
         let format = try FetchFormat.choose(query: request.query("format"), accept: request.headers["Accept"])
         guard sessions.count < config.maxStreams else { throw .tooManyStreams(config.maxStreams) }
+        if mode == .blocking {
+            let running = sessions.values.filter { $0.mode == .blocking }.count
+            guard running < config.maxBlockingFetches else { throw .tooManyBlockingFetches(config.maxBlockingFetches) }
+        }
         let id = nextSessionID
         nextSessionID += 1
         let session = FetchSession(id: id, mode: mode, format: format, writer: writer, metrics: metrics) { [unowned self] ended in

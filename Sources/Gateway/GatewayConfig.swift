@@ -22,6 +22,8 @@ public struct GatewayConfig: Sendable {
     public var maxTargets = 1000
     /// Most fetch streams open at once.
     public var maxStreams = 20_000
+    /// Most blocking fetches at once: each holds a thread, as the seed's blocking client would.
+    public var maxBlockingFetches = 64
     /// Seconds a fetch task may go without connecting or receiving before it fails (`timeout=` overrides).
     public var fetchTimeout = 10.0
     public var http = HTTPServerConfig()

@@ -10,6 +10,7 @@ enum GatewayError: Error {
     case tooManyServers(Int)
     case tooManyTargets(Int)
     case tooManyStreams(Int)
+    case tooManyBlockingFetches(Int)
     case notAcceptable(String)
     case listen(SocketAddress, String, inUse: Bool)
 
@@ -19,7 +20,7 @@ enum GatewayError: Error {
         case .notFound: return .notFound
         case .conflict: return .conflict
         case .forbidden: return .forbidden
-        case .tooManyServers, .tooManyStreams: return .tooManyRequests
+        case .tooManyServers, .tooManyStreams, .tooManyBlockingFetches: return .tooManyRequests
         case .tooManyTargets: return .contentTooLarge
         case .notAcceptable: return .notAcceptable
         case .listen(_, _, let inUse): return inUse ? .conflict : .badRequest
@@ -35,6 +36,7 @@ enum GatewayError: Error {
         case .tooManyServers: return "too_many_servers"
         case .tooManyTargets: return "too_many_targets"
         case .tooManyStreams: return "too_many_streams"
+        case .tooManyBlockingFetches: return "too_many_blocking_fetches"
         case .notAcceptable: return "not_acceptable"
         case .listen(_, _, let inUse): return inUse ? "port_in_use" : "listen_failed"
         }
@@ -47,6 +49,7 @@ enum GatewayError: Error {
         case .tooManyServers(let limit): return "at most \(limit) servers may run at once; stop one first"
         case .tooManyTargets(let limit): return "at most \(limit) targets per fetch"
         case .tooManyStreams(let limit): return "at most \(limit) fetch streams may be open at once"
+        case .tooManyBlockingFetches(let limit): return "at most \(limit) blocking fetches may run at once (each holds a thread); use mode=async"
         case .listen(let address, let reason, _): return "cannot listen on \(address): \(reason)"
         }
     }

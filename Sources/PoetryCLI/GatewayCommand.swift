@@ -53,6 +53,9 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Most fetch streams open at once.")
     var maxStreams = 20_000
 
+    @Option(help: "Most blocking fetches at once (each holds a thread).")
+    var maxBlockingFetches = 64
+
     @Option(help: "Seconds a fetch task may wait for a connection or data before it fails.")
     var fetchTimeout = 10.0
 
@@ -76,7 +79,7 @@ struct GatewayCommand: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
-        guard maxServers > 0, maxTargets > 0, maxStreams > 0, maxConnections > 0 else {
+        guard maxServers > 0, maxTargets > 0, maxStreams > 0, maxBlockingFetches > 0, maxConnections > 0 else {
             throw ValidationError("limits must be positive.")
         }
         guard headerTimeout > 0, idleTimeout > 0, bodyTimeout > 0, fetchTimeout > 0 else { throw ValidationError("timeouts must be positive.") }
@@ -95,6 +98,7 @@ struct GatewayCommand: ParsableCommand {
         config.maxServers = maxServers
         config.maxTargets = maxTargets
         config.maxStreams = maxStreams
+        config.maxBlockingFetches = maxBlockingFetches
         config.fetchTimeout = fetchTimeout
         config.http.maxConnections = maxConnections
         config.http.headerTimeout = headerTimeout

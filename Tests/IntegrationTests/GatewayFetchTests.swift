@@ -171,6 +171,26 @@ struct GatewayFetchTests {
         #expect(gateway.metric("poetry_fetches_total") == 0)
     }
 
+    @Test func blockingFetchesAreCappedBecauseEachHoldsAThread() throws {
+        let gateway = try TestGateway { $0.maxBlockingFetches = 1 }
+        defer { gateway.stop() }
+        let port = try gateway.startServer("ecstasy", mode: "async", numBytes: 10, delay: 0.05)["port"] as! Int
+        let first = Locked<CurlResponse?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        WorkerThread.start(name: "blocking") {
+            let response = CurlClient().request("\(gateway.url)/api/fetch?mode=blocking&targets=\(port)&format=ndjson", timeout: 1)
+            first.withLock { $0 = response }
+            done.signal()
+        }
+        usleep(300_000)
+        let second = CurlClient().request("\(gateway.url)/api/fetch?mode=blocking&targets=\(port)")
+        #expect(second.status == 429)
+        #expect(second.text.contains("too_many_blocking_fetches"))
+        #expect(CurlClient().request("\(gateway.url)/api/fetch?mode=async&targets=\(port)&timeout=5", timeout: 1).status == 200,
+                "async fetches are not held back")
+        _ = done.wait(timeout: .now() + 5)
+    }
+
     @Test func tooManyTargetsIsAClear4xx() throws {
         let gateway = try TestGateway()
         defer { gateway.stop() }
