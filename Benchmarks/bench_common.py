@@ -51,6 +51,19 @@ def build_release():
     return os.path.join(ROOT, ".build/release/poetry")
 
 
+def raise_fd_limit(wanted):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, wanted)), hard))
+
+
+def build_c_client():
+    """The raw-epoll C client, compiled with the system's cc."""
+    path = os.path.join(ROOT, ".build/raw_epoll_client")
+    subprocess.run(["cc", "-O2", "-o", path, os.path.join(ROOT, "Benchmarks/raw_epoll_client.c")], check=True)
+    return path
+
+
 def median(values):
     return statistics.median(values) if values else float("nan")
 

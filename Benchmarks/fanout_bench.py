@@ -7,12 +7,11 @@ Usage: Benchmarks/fanout_bench.py [--count 10000] [--rounds 3]
 import argparse
 import os
 import re
-import resource
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import ROOT, build_release, free_port, machine, median, table, wait_for_port
+from bench_common import ROOT, build_c_client, build_release, free_port, machine, median, raise_fd_limit, table, wait_for_port
 
 
 def timed(args):
@@ -29,11 +28,9 @@ def main():
     parser.add_argument("--count", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
     opts = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, opts.count * 2 + 100)), hard))
+    raise_fd_limit(opts.count * 2 + 100)
     poetry = build_release()
-    client_c = os.path.join(ROOT, ".build/raw_epoll_client")
-    subprocess.run(["cc", "-O2", "-o", client_c, os.path.join(ROOT, "Benchmarks/raw_epoll_client.c")], check=True)
+    client_c = build_c_client()
     port = free_port()
     server = subprocess.Popen([poetry, "serve", "--async", "--port", str(port), "--num-bytes", "100", "--delay", "0.1",
                                os.path.join(ROOT, "poetry/ecstasy.txt")], stdout=subprocess.DEVNULL)

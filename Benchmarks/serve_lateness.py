@@ -5,24 +5,21 @@ Usage: Benchmarks/serve_lateness.py [--count 10000]
 """
 import argparse
 import os
-import resource
 import signal
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import ROOT, build_release, free_port, machine, wait_for_port
+from bench_common import ROOT, build_c_client, build_release, free_port, machine, raise_fd_limit, wait_for_port
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=10000)
     opts = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, opts.count * 2 + 100)), hard))
+    raise_fd_limit(opts.count * 2 + 100)
     poetry = build_release()
-    client = os.path.join(ROOT, ".build/raw_epoll_client")
-    subprocess.run(["cc", "-O2", "-o", client, os.path.join(ROOT, "Benchmarks/raw_epoll_client.c")], check=True)
+    client = build_c_client()
     port = free_port()
     server = subprocess.Popen([poetry, "serve", "--async", "--report-lateness", "--port", str(port), "--num-bytes", "100",
                                "--delay", "0.1", os.path.join(ROOT, "poetry/ecstasy.txt")],

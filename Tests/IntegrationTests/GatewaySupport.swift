@@ -76,11 +76,7 @@ final class TestGateway: @unchecked Sendable {
 
     /// A metric's value from /metrics.
     func metric(_ name: String) -> Double? {
-        let text = CurlClient().request("\(url)/metrics").text
-        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
-            return Double(line.split(separator: " ").last ?? "")
-        }
-        return nil
+        TestGatewayMetrics.value(name, url: url)
     }
 }
 
