@@ -58,6 +58,15 @@ def main():
         watcher.join()
         print(f"Machine: {machine()}. {opts.count} concurrent streams, each one poem of 3,003 bytes at 100 B every 0.1 s.")
         print(out.stdout.strip() or out.stderr.strip())
+        import urllib.request
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{gport}/metrics").read().decode()
+        delays = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+                  if line.startswith("poetry_stream_event_delay_seconds")}
+        p50 = delays.get('poetry_stream_event_delay_seconds{quantile="0.5"}', 0) * 1000
+        p99 = delays.get('poetry_stream_event_delay_seconds{quantile="0.99"}', 0) * 1000
+        count = delays.get("poetry_stream_event_delay_seconds_count", 0)
+        print(f"in-gateway event delay (bytes arrived -> chunk written): p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+              f"(0.1 ms buckets, {count:.0f} events)")
         print(f"gateway RSS: idle {idle / 1024:.1f} MB, peak {peak[0] / 1024:.1f} MB, "
               f"{(peak[0] - idle) * 1024 / opts.count:.0f} bytes per stream")
     finally:

@@ -21,6 +21,8 @@ final class FetchSession {
     private var asyncFetch: AsyncFetch?
     private var blockingControl: BlockingFetchControl?
     private var ended = false
+    /// When the fetch started, on the monotonic clock: events carry `t` relative to (just after) it.
+    private var startedAt: UInt64 = 0
 
     /// Merged data events waiting for the client to catch up, by task.
     private var pendingData: [Int: (bytes: Int, received: Int, t: Double)] = [:]
@@ -48,6 +50,7 @@ final class FetchSession {
                                    ("X-Accel-Buffering", "no")])
         headers.add("X-Fetch-Id", String(id))
         writer.startStream(status: .ok, headers: headers)
+        startedAt = MonotonicClock.now()
         switch mode {
         case .async:
             let fetch = AsyncFetch(reactor: reactor, tasks: tasks, timeout: timeout) { [weak self] event in
@@ -88,6 +91,11 @@ final class FetchSession {
         out.removeAll(keepingCapacity: true)
         encoder.encode(event, into: &out)
         if !out.isEmpty { writer.write(out) }
+        if case .received(_, _, _, let t) = event {
+            let happened = startedAt &+ MonotonicClock.nanoseconds(fromSeconds: t)
+            let now = MonotonicClock.now()
+            metrics.eventDelay.record(nanoseconds: now > happened ? now - happened : 0)
+        }
     }
 
     private func merge(task: Int, bytes: Int, received: Int, t: Double) {

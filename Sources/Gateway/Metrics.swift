@@ -1,4 +1,5 @@
 import HTTP1
+import Poetry
 import Reactor
 
 /// What /metrics reports, kept on the reactor thread.
@@ -13,6 +14,8 @@ final class Metrics {
     var poetryBytesReceived = 0
     var fetchesStarted = 0
     var fetchesCancelled = 0
+    /// From an event's moment (data arriving from a poetry server) to its chunk being written to the caller.
+    var eventDelay = LatencyHistogram()
 
     func countRequest(route: Int, status: Int) {
         requests[(route + 1) << 16 | status, default: 0] += 1
@@ -44,6 +47,10 @@ final class Metrics {
         metric("poetry_streams_active", "gauge", "Fetch streams open now.", [("", String(activeStreams))])
         metric("poetry_servers_running", "gauge", "Slow poetry servers running now.", [("", String(serversRunning))])
         metric("poetry_bytes_received_total", "counter", "Poetry bytes received by fetches.", [("", String(poetryBytesReceived))])
+        metric("poetry_stream_event_delay_seconds", "summary", "From poetry bytes arriving to their event leaving the gateway.",
+               [("{quantile=\"0.5\"}", JSON.double(eventDelay.percentile(0.5)).text),
+                ("{quantile=\"0.99\"}", JSON.double(eventDelay.percentile(0.99)).text),
+                ("_count", String(eventDelay.count))])
         metric("poetry_reactor_iterations_total", "counter", "Reactor loop iterations (wake-ups).", [("", String(reactor.iterations))])
         metric("poetry_reactor_events_total", "counter", "Ready events dispatched by the reactor.", [("", String(reactor.eventsDispatched))])
         metric("poetry_reactor_blocked_seconds_total", "counter", "Seconds the reactor spent waiting in select/poll/epoll.",

@@ -10,7 +10,7 @@ public final class AsyncPoetryServer {
     private let observer: (PoetryServerEvent) -> Void
     public private(set) var clientsServed = 0
     /// How late each timed send was against its deadline.
-    public private(set) var pacing = PacingStats()
+    public private(set) var pacing = LatencyHistogram()
     /// Clients connected right now.
     public var activeClients: Int { senders.count }
 
@@ -58,7 +58,7 @@ public final class AsyncPoetryServer {
     fileprivate var reactorForSenders: Reactor { reactor }
 
     fileprivate func recordLateness(_ nanoseconds: UInt64) {
-        pacing.record(latenessNanoseconds: nanoseconds)
+        pacing.record(nanoseconds: nanoseconds)
     }
 }
 

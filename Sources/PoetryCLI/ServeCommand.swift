@@ -84,7 +84,7 @@ struct ServeCommand: ParsableCommand {
         listening(server.port)
         let report = reportLateness
         try loop.onSignals { _ in
-            if report { Console.err("Pacing: \(server.pacing.summary)") }
+            if report { Console.err("Pacing: sends \(server.pacing.summary)") }
             server.close()
             loop.stop()
         }

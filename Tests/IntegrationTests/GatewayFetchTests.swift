@@ -100,6 +100,9 @@ struct GatewayFetchTests {
         // 33 sends 10 ms apart: the stream arrives over ~0.33 s, in many pieces, not in one lump at the end.
         #expect(response.arrivals.count > 10)
         #expect(total > 0.2, "stream arrived within \(total)s")
+        // And the gateway's own account: every data event was timed from arrival to write.
+        let events = try #require(gateway.metric("poetry_stream_event_delay_seconds_count"))
+        #expect(events >= 30)
     }
 
     @Test func aFailingTargetFailsOnlyItsTask() throws {

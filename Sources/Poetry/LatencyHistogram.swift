@@ -1,13 +1,13 @@
-/// How late a paced server's sends were against their deadlines: a histogram with 0.1 ms buckets up to 1 s, so
-/// recording a send costs one clock read and one increment.
-public struct PacingStats: Sendable {
+/// A latency distribution: 0.1 ms buckets up to 1 s, so recording costs one increment. Used for how late a paced
+/// server's sends were, and for how long fetch events waited before leaving the gateway.
+public struct LatencyHistogram: Sendable {
     private var buckets = [Int](repeating: 0, count: 10_001)
     public private(set) var count = 0
     public private(set) var worst: UInt64 = 0
 
     public init() {}
 
-    mutating func record(latenessNanoseconds lateness: UInt64) {
+    public mutating func record(nanoseconds lateness: UInt64) {
         count += 1
         worst = max(worst, lateness)
         buckets[Int(min(lateness / 100_000, 10_000))] += 1
@@ -30,7 +30,7 @@ public struct PacingStats: Sendable {
             let tenths = Int((seconds * 10_000).rounded())
             return "\(tenths / 10).\(tenths % 10)"
         }
-        return "\(count) sends late by p50 \(ms(percentile(0.5))) ms, p90 \(ms(percentile(0.9))) ms, "
+        return "\(count) late by p50 \(ms(percentile(0.5))) ms, p90 \(ms(percentile(0.9))) ms, "
             + "p99 \(ms(percentile(0.99))) ms, worst \(ms(Double(worst) / 1e9)) ms"
     }
 }
