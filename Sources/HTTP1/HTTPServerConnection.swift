@@ -223,7 +223,9 @@ final class HTTPServerConnection: ConnectionHandler {
 
     private func armTimer() {
         armedDeadline = deadline
-        timer = reactor.callAt(deadline: deadline) { [weak self] in self?.timerFired() }
+        // Unowned: connectionLost cancels the timer before the connection can go, and a weak capture would give
+        // every connection a side table, slowing each retain and release on the request path.
+        timer = reactor.callAt(deadline: deadline) { [unowned self] in self.timerFired() }
     }
 
     private func timerFired() {

@@ -10,7 +10,8 @@ public final class AsyncPoetryServer {
     private let observer: (PoetryServerEvent) -> Void
     public private(set) var clientsServed = 0
     /// How late each timed send was against its deadline.
-    public private(set) var pacing = LatencyHistogram()
+    public var pacing: LatencyHistogram { pacingRecorder.histogram }
+    private let pacingRecorder = PacingRecorder()
     /// Clients connected right now.
     public var activeClients: Int { senders.count }
 
@@ -27,7 +28,7 @@ public final class AsyncPoetryServer {
     public var localAddress: SocketAddress? { listener?.localAddress }
 
     private func accept(_ fd: Int32) {
-        let sender = PoemSender(server: self)
+        let sender = PoemSender(server: self, config: config, pacing: pacingRecorder)
         senders[ObjectIdentifier(sender)] = sender
         do {
             _ = try TCPConnection(reactor: reactor, fd: fd, handler: sender)
@@ -56,16 +57,21 @@ public final class AsyncPoetryServer {
     }
 
     fileprivate var reactorForSenders: Reactor { reactor }
+}
 
-    fileprivate func recordLateness(_ nanoseconds: UInt64) {
-        pacing.record(nanoseconds: nanoseconds)
-    }
+/// Shared by a server and its senders, so a send records its lateness without reaching for the server.
+private final class PacingRecorder {
+    var histogram = LatencyHistogram()
 }
 
 /// Sends one client its poem, one slice per timer tick.
 private final class PoemSender: ConnectionHandler {
-    /// Weak: a closed server may be gone before its clients' last callbacks arrive.
+    /// Weak: a closed server may be gone before its clients' last callbacks arrive. Only the first and last
+    /// callbacks use it; each send needs only what is copied here.
     weak var server: AsyncPoetryServer?
+    private let config: PoetryServerConfig
+    private let pacing: PacingRecorder
+    private unowned let reactor: Reactor
     private var connection: TCPConnection?
     private var offset = 0
     private var tick = 0
@@ -73,8 +79,11 @@ private final class PoemSender: ConnectionHandler {
     private var timer: TimerHandle?
     private var peer: SocketAddress?
 
-    init(server: AsyncPoetryServer) {
+    init(server: AsyncPoetryServer, config: PoetryServerConfig, pacing: PacingRecorder) {
         self.server = server
+        self.config = config
+        self.pacing = pacing
+        self.reactor = server.reactorForSenders
     }
 
     func connectionMade(_ connection: TCPConnection) {
@@ -86,8 +95,7 @@ private final class PoemSender: ConnectionHandler {
     }
 
     private func sendNext() {
-        guard let connection, connection.isOpen, let server else { return }
-        let config = server.config
+        guard let connection, connection.isOpen else { return }
         if offset >= config.poem.count {
             connection.close()
             return
@@ -98,9 +106,10 @@ private final class PoemSender: ConnectionHandler {
         tick += 1
         // The close, like the seed's, comes one delay after the last send.
         let deadline = start &+ UInt64(tick) &* MonotonicClock.nanoseconds(fromSeconds: config.delay)
-        timer = server.reactorForSenders.callAt(deadline: deadline) { [weak self] in
-            if let server = self?.server { server.recordLateness(MonotonicClock.now() &- deadline) }
-            self?.sendNext()
+        // Unowned: connectionLost and abort cancel the timer first.
+        timer = reactor.callAt(deadline: deadline) { [unowned self] in
+            pacing.histogram.record(nanoseconds: MonotonicClock.now() &- deadline)
+            sendNext()
         }
     }
 
@@ -115,7 +124,7 @@ private final class PoemSender: ConnectionHandler {
         timer?.cancel()
         connection = nil
         guard let server else { return }
-        let complete = offset >= server.config.poem.count && reason == .done
+        let complete = offset >= config.poem.count && reason == .done
         server.ended(self, peer: peer, reason: reason, complete: complete)
     }
 }
