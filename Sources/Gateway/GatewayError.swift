@@ -58,12 +58,3 @@ enum GatewayError: Error {
         writer.respond(status: status, json: .error(code, message))
     }
 }
-
-extension String {
-    func trimmingSpaces() -> String {
-        var slice = Substring(self)
-        while slice.first == " " { slice = slice.dropFirst() }
-        while slice.last == " " { slice = slice.dropLast() }
-        return String(slice)
-    }
-}

@@ -35,7 +35,6 @@ public final class HTTPResponseWriter {
 
     /// Whether a response may still be written and the client is still there.
     public var isOpen: Bool { state != .done && (connection?.isOpen ?? false) }
-    public var hasStarted: Bool { state != .pending }
     /// False while the client is not keeping up.
     public var isWritable: Bool { connection?.isTransportWritable ?? false }
 

@@ -91,12 +91,6 @@ public final class Router {
         writer.respond(status: .notFound, json: .error("not_found", "no route for \(request.path)"))
     }
 
-    /// The pattern of the route whose path matches, whatever its method (for metrics labels).
-    public func pattern(matching path: String) -> String? {
-        let parts = Self.split(path)
-        return routes.first { Self.match($0.segments, parts) != nil }?.pattern
-    }
-
     /// Path segments, split on the UTF-8 bytes (no Character-by-Character walk: this runs per request).
     static func split(_ path: String) -> [Substring] {
         var parts: [Substring] = []

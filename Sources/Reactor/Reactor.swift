@@ -98,10 +98,6 @@ public final class Reactor: @unchecked Sendable {
         slots[index].interest = interest
     }
 
-    public func interest(fd: Int32) -> Interest {
-        Int(fd) < slots.count ? slots[Int(fd)].interest : .none
-    }
-
     /// Forget a descriptor. Call before closing it: events already collected for it in this iteration are dropped.
     public func unregister(fd: Int32) {
         let index = Int(fd)
@@ -185,8 +181,6 @@ public final class Reactor: @unchecked Sendable {
         stopRequested.store(true, ordering: .releasing)
         Waker.signal(waker.fd)
     }
-
-    public var isStopping: Bool { stopRequested.load(ordering: .relaxed) }
 
     /// One iteration: run due timers and deferred calls, wait, dispatch.
     public func runOnce() throws(ReactorError) {

@@ -12,8 +12,21 @@ struct RouterTests {
         #expect(parameters?["id"] == "a b")
         #expect(Router.match(segments, Router.split("/api/servers")) == nil)
         #expect(Router.match(segments, Router.split("/api/servers/1/extra")) == nil)
-        #expect(router.pattern(matching: "/api/servers/7") == "/api/servers/{id}")
-        #expect(router.pattern(matching: "/nope") == nil)
+        guard case .route(let index, let found) = router.match(method: "GET", path: "/api/servers/7") else {
+            Issue.record("GET /api/servers/7 did not match")
+            return
+        }
+        #expect(router.routes[index].pattern == "/api/servers/{id}")
+        #expect(found["id"] == "7")
+        guard case .methodNotAllowed(let allowed, _) = router.match(method: "POST", path: "/api/servers/7") else {
+            Issue.record("POST /api/servers/7 should be 405")
+            return
+        }
+        #expect(allowed == ["GET", "DELETE"])
+        guard case .unmatched = router.match(method: "GET", path: "/nope") else {
+            Issue.record("/nope matched")
+            return
+        }
     }
 
     @Test func queryStringsArePercentDecoded() {
