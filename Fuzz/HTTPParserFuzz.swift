@@ -63,7 +63,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     for event in whole.events {
         switch event {
         case .head(let head):
-            precondition(head.headers.fields.count <= limits.maxHeaderCount, "too many headers accepted")
+            precondition(head.headers.count <= limits.maxHeaderCount, "too many headers accepted")
             bodyBytes = 0
         case .body(let part):
             bodyBytes += part.count

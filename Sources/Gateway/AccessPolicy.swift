@@ -12,14 +12,15 @@ struct AccessPolicy {
     private static let loopbackNames: Set<String> = ["localhost", "127.0.0.1", "[::1]", "::1"]
 
     func check(_ request: HTTPRequest) -> GatewayError? {
-        if loopbackOnly, let host = request.headers["Host"] {
-            let name = Self.hostName(host)
-            guard Self.isLoopbackName(name) || name == boundHost || name.lowercased() == boundHost.lowercased() else {
-                return .forbidden("Host '\(host)' is not this gateway's; use http://localhost:\(port)/")
-            }
+        if loopbackOnly, !request.headers.withFirstValue("host", { $0.map(isOwnHost) ?? true }) {
+            let host = request.headers["Host"] ?? ""
+            return .forbidden("Host '\(host)' is not this gateway's; use http://localhost:\(port)/")
         }
-        let mutating = request.method == "POST" || request.method == "DELETE" || request.method == "PUT" || request.method == "PATCH"
-        guard mutating else { return nil }
+        switch request.method {
+        case "GET", "HEAD": return nil
+        case "POST", "DELETE", "PUT", "PATCH": break
+        default: return nil
+        }
         if let origin = request.headers["Origin"], origin != "null" || loopbackOnly {
             guard isOwnOrigin(origin, host: request.headers["Host"]) else {
                 return .forbidden("requests from origin \(origin) may not change this gateway")
@@ -34,6 +35,20 @@ struct AccessPolicy {
         return nil
     }
 
+    /// A loopback name or the address we are bound to, with any port; checked on the bytes, as it runs per request.
+    private func isOwnHost(_ host: UnsafeBufferPointer<UInt8>) -> Bool {
+        var end = 0
+        if host.first == UInt8(ascii: "[") {
+            while end < host.count && host[end] != UInt8(ascii: "]") { end += 1 }
+            end = min(end + 1, host.count)
+        } else {
+            while end < host.count && host[end] != UInt8(ascii: ":") { end += 1 }
+        }
+        let name = UnsafeBufferPointer(rebasing: host[..<end])
+        if Self.isLoopbackName(name) { return true }
+        return boundHost.utf8.count == name.count && boundHost.utf8.elementsEqual(name) { ($0 | 0x20) == ($1 | 0x20) }
+    }
+
     private func isOwnOrigin(_ origin: String, host: String?) -> Bool {
         let lower = origin.lowercased()
         guard lower.hasPrefix("http://") else { return false }
@@ -46,15 +61,24 @@ struct AccessPolicy {
 
     /// `localhost:8080` → `localhost`, `[::1]:8080` → `[::1]`.
     static func hostName(_ host: String) -> String {
-        if host.hasPrefix("["), let close = host.firstIndex(of: "]") { return String(host[...close]) }
-        guard let colon = host.firstIndex(of: ":") else { return host }
+        let utf8 = host.utf8
+        if utf8.first == UInt8(ascii: "["), let close = utf8.firstIndex(of: UInt8(ascii: "]")) { return String(host[...close]) }
+        guard let colon = utf8.firstIndex(of: UInt8(ascii: ":")) else { return host }
         return String(host[..<colon])
     }
 
-    /// 127.x.x.x, [::1], ::1 or localhost in any case: checked without allocating, as it runs per request.
-    static func isLoopbackName(_ name: String) -> Bool {
-        if name.hasPrefix("127.") || name == "[::1]" || name == "::1" { return true }
-        return name.utf8.count == 9 && name.utf8.elementsEqual("localhost".utf8) { $0 | 0x20 == $1 }
+    /// 127.x.x.x, [::1], ::1 or localhost in any case.
+    static func isLoopbackName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        func matches(_ literal: StaticString, prefix: Bool = false, ignoringCase: Bool = false) -> Bool {
+            let length = literal.utf8CodeUnitCount
+            guard prefix ? name.count >= length : name.count == length else { return false }
+            for offset in 0..<length {
+                let byte = ignoringCase ? name[offset] | 0x20 : name[offset]
+                if byte != literal.utf8Start[offset] { return false }
+            }
+            return true
+        }
+        return matches("127.", prefix: true) || matches("[::1]") || matches("::1") || matches("localhost", ignoringCase: true)
     }
 
     /// Compares without an early exit, so the time taken says nothing about how much of a guess was right.

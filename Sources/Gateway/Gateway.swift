@@ -45,10 +45,10 @@ public final class Gateway {
         catalogDirectory = config.poetryDirectory
         staticFiles = StaticFiles(root: config.publicDirectory)
         policy = AccessPolicy(loopbackOnly: config.isLoopbackOnly, boundHost: config.host, port: config.port, token: config.token)
-        var handler: HTTPHandler = { _, _ in }
         do {
-            http = try HTTPServer(reactor: reactor, address: address, config: config.http, logger: logger) { request, writer in
-                handler(request, writer)
+            // The real handler needs `self`; it is set once the server exists, below.
+            http = try HTTPServer(reactor: reactor, address: address, config: config.http, logger: logger) { _, writer in
+                writer.respond(status: .serviceUnavailable, json: .error("starting", "the gateway is starting"))
             }
         } catch {
             throw GatewayStartError(message: "cannot listen on \(address): \(error)")
@@ -56,7 +56,7 @@ public final class Gateway {
         policy = AccessPolicy(loopbackOnly: config.isLoopbackOnly, boundHost: config.host, port: http.port, token: config.token)
         installRoutes()
         metrics.routeNames = router.routes.map(\.pattern)
-        handler = { [unowned self] request, writer in self.handle(request, writer) }
+        http.setHandler { [unowned self] request, writer in self.handle(request, writer) }
         http.onResponse = { [unowned self] writer in self.countResponse(writer) }
     }
 

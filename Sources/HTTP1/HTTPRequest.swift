@@ -12,7 +12,7 @@ public struct HTTPRequest: Sendable {
 
     public var method: String { head.method }
     public var path: String { head.path }
-    public var headers: HTTPHeaders { head.headers }
+    public var headers: HTTPRequestHeaders { head.headers }
 
     /// Query parameters, percent-decoded, in order.
     public var queryItems: [(name: String, value: String)] { QueryString.parse(head.query ?? "") }

@@ -8,16 +8,34 @@ public struct HTTPVersion: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "HTTP/\(major).\(minor)" }
 }
 
-/// Header fields in the order received. Names keep their case; look-ups ignore it.
+/// Header fields of a response, in order. They are also kept as the bytes they go out as (`Name: value` lines,
+/// any CR or LF dropped so a value cannot smuggle a line into the head), so a response made from the same headers
+/// again and again, like every `/healthz`, copies them in one piece.
 public struct HTTPHeaders: Sendable, Equatable, Sequence {
     public private(set) var fields: [(name: String, value: String)] = []
+    private(set) var encoded: [UInt8] = []
+    /// Whether a `Connection` field was given, and whether one of them says `close`.
+    private(set) var setsConnection = false
+    private(set) var asksToClose = false
 
     public init(_ fields: [(String, String)] = []) {
-        self.fields = fields.map { (name: $0.0, value: $0.1) }
+        for (name, value) in fields { add(name, value) }
     }
 
     public mutating func add(_ name: String, _ value: String) {
         fields.append((name, value))
+        Self.encode(name, into: &encoded)
+        encoded.append(contentsOf: [UInt8(ascii: ":"), UInt8(ascii: " ")])
+        Self.encode(value, into: &encoded)
+        encoded.append(contentsOf: [0x0D, 0x0A])
+        if Self.sameName(name, "Connection") {
+            setsConnection = true
+            if value.lowercased().contains("close") { asksToClose = true }
+        }
+    }
+
+    private static func encode(_ text: String, into bytes: inout [UInt8]) {
+        for byte in text.utf8 where byte != 0x0D && byte != 0x0A { bytes.append(byte) }
     }
 
     /// The first value of `name`, case-insensitively.
@@ -29,7 +47,7 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence {
         fields.filter { Self.sameName($0.name, name) }.map(\.value)
     }
 
-    /// ASCII case-insensitive comparison without building lower-cased copies (this runs per request).
+    /// ASCII case-insensitive comparison without building lower-cased copies.
     static func sameName(_ a: String, _ b: String) -> Bool {
         guard a.utf8.count == b.utf8.count else { return false }
         return a.utf8.elementsEqual(b.utf8) { $0.lowercasedASCII == $1.lowercasedASCII }
@@ -51,21 +69,47 @@ public enum HTTPBodyFraming: Sendable, Equatable {
     case chunked
 }
 
-/// A parsed request line and header section.
+/// A parsed request line and header section. The head's bytes are kept once (shared by every copy); the method
+/// and path, which every request needs, are strings made at parse time, the rest is made on demand.
 public struct HTTPRequestHead: Sendable, Equatable {
-    public var method: String
-    /// The target exactly as sent.
-    public var target: String
+    let storage: HeadStorage
+    public let method: String
     /// The path part of the target, still percent-encoded (absolute-form targets are reduced to it).
-    public var path: String
-    /// The query after '?', still percent-encoded, if any.
-    public var query: String?
+    public let path: String
+    private let targetSpan: (start: Int32, end: Int32)
+    /// Start of the query in the head's bytes, or -1 without a '?'; it ends where the target ends.
+    private let queryStart: Int32
     public var version: HTTPVersion
-    public var headers: HTTPHeaders
     /// Whether the connection may carry another request after this one.
     public var keepAlive: Bool
     public var expectsContinue: Bool
     public var framing: HTTPBodyFraming
 
+    init(storage: HeadStorage, method: String, path: String, target: (start: Int32, end: Int32), queryStart: Int32,
+         version: HTTPVersion, keepAlive: Bool, expectsContinue: Bool, framing: HTTPBodyFraming) {
+        self.storage = storage
+        self.method = method
+        self.path = path
+        self.targetSpan = target
+        self.queryStart = queryStart
+        self.version = version
+        self.keepAlive = keepAlive
+        self.expectsContinue = expectsContinue
+        self.framing = framing
+    }
+
+    /// The target exactly as sent.
+    public var target: String { storage.string(targetSpan.start, targetSpan.end) }
+    /// The query after '?', still percent-encoded, if any.
+    public var query: String? { queryStart < 0 ? nil : storage.string(queryStart, targetSpan.end) }
+    public var headers: HTTPRequestHeaders { HTTPRequestHeaders(storage: storage) }
+
     public var isHead: Bool { method == "HEAD" }
+
+    public static func == (lhs: HTTPRequestHead, rhs: HTTPRequestHead) -> Bool {
+        lhs.method == rhs.method && lhs.target == rhs.target && lhs.path == rhs.path && lhs.query == rhs.query
+            && lhs.version == rhs.version && lhs.keepAlive == rhs.keepAlive && lhs.expectsContinue == rhs.expectsContinue
+            && lhs.framing == rhs.framing
+            && lhs.headers.elementsEqual(rhs.headers) { $0.name == $1.name && $0.value == $1.value }
+    }
 }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the parser yields, in order: a head, any body parts, then the end of that request.
 public enum HTTPParserEvent: Sendable, Equatable {
     case head(HTTPRequestHead)
@@ -121,11 +125,16 @@ public struct HTTPRequestParser {
         }
         if buffer.count - start == 1 && buffer[start] == ByteClass.cr { return nil }
         guard let headEnd = try findHeadEnd() else { return nil }
+        let headStart = start
+        let parsed = buffer.withUnsafeBufferPointer { buffer in
+            Result { () throws(HTTPParseError) in
+                try HeadParser.parse(UnsafeBufferPointer(rebasing: buffer[headStart..<headEnd]), limits: limits)
+            }
+        }
         let head: HTTPRequestHead
-        do {
-            head = try HeadParser.parse(buffer[start..<headEnd], limits: limits)
-        } catch {
-            throw fail(error)
+        switch parsed {
+        case .success(let parsedHead): head = parsedHead
+        case .failure(let error): throw fail(error)
         }
         consume(headEnd + 4 - start)
         bodyReceived = 0
@@ -145,35 +154,103 @@ public struct HTTPRequestParser {
         return .head(head)
     }
 
-    /// Index of the CRLFCRLF ending the head, checking line endings and size limits on the way.
+    /// Index of the CRLFCRLF ending the head, checking line endings and size limits on the way. Runs over every
+    /// byte of every head, so it reads through a pointer with the state in locals.
     private mutating func findHeadEnd() throws(HTTPParseError) -> Int? {
-        var index = max(scan, start)
-        let end = buffer.count
+        let from = max(scan, start)
+        let start = self.start
+        let requestLineLimit = start + limits.maxRequestLineBytes
+        let headLimit = start + limits.maxHeaderBytes
+        var lineSeen = requestLineSeen
+        // Far from the limits (every request but an oversized one), no byte can break them: jump from line end to
+        // line end with memchr. Near them, walk byte by byte so the exact limit is enforced.
+        let withinLimits = buffer.count <= (lineSeen ? headLimit : min(requestLineLimit, headLimit))
+        let outcome = buffer.withUnsafeBufferPointer { bytes in
+            withinLimits
+                ? Self.scanLines(bytes, from: from, start: start, lineSeen: &lineSeen)
+                : Self.scanHead(bytes, from: from, start: start, requestLineLimit: requestLineLimit, headLimit: headLimit, lineSeen: &lineSeen)
+        }
+        requestLineSeen = lineSeen
+        switch outcome {
+        case .end(let index):
+            scan = index + 1
+            return index - 3
+        case .more(let end):
+            // Leave the last byte to be rescanned: a CR at the end needs to see what follows it.
+            scan = max(start, end - 1)
+            return nil
+        case .bareLF:
+            throw fail(.bad("bare LF in the request head; lines must end with CRLF"))
+        case .bareCR:
+            throw fail(.bad("bare CR in the request head"))
+        case .uriTooLong:
+            throw fail(HTTPParseError(.uriTooLong, "request line longer than \(limits.maxRequestLineBytes) bytes"))
+        case .headTooLarge:
+            throw fail(HTTPParseError(.headerFieldsTooLarge, "header section larger than \(limits.maxHeaderBytes) bytes"))
+        }
+    }
+
+    private enum HeadScan { case more(Int), end(Int), bareLF, bareCR, uriTooLong, headTooLarge }
+
+    /// `findHeadEnd`'s fast path: finds each LF with memchr, then checks that a CR precedes it and no other CR
+    /// lies in the line. Same results as `scanHead` when no limit is in reach.
+    private static func scanLines(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, start: Int, lineSeen: inout Bool) -> HeadScan {
+        guard let base = bytes.baseAddress else { return .more(0) }
+        let end = bytes.count
+        var index = from
+        var previousIsCR = index > start && bytes[index - 1] == ByteClass.cr
+        func containsCR(_ lower: Int, _ upper: Int) -> Bool {
+            upper > lower && memchr(base + lower, Int32(ByteClass.cr), upper - lower) != nil
+        }
         while index < end {
-            let byte = buffer[index]
+            guard let found = memchr(base + index, Int32(ByteClass.lf), end - index) else {
+                // No line end yet: only the last byte may be a CR (its LF may be on its way).
+                if previousIsCR || containsCR(index, end - 1) { return .bareCR }
+                return .more(end)
+            }
+            let lf = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+            if lf == index {
+                guard previousIsCR else { return .bareLF }
+            } else {
+                if previousIsCR || containsCR(index, lf - 1) { return .bareCR }
+                guard bytes[lf - 1] == ByteClass.cr else { return .bareLF }
+            }
+            lineSeen = true
+            if lf - start >= 3 && bytes[lf - 2] == ByteClass.lf && bytes[lf - 3] == ByteClass.cr {
+                return .end(lf)
+            }
+            previousIsCR = false
+            index = lf + 1
+        }
+        return .more(end)
+    }
+
+    /// The loop behind `findHeadEnd` near the limits, byte by byte with everything in registers.
+    private static func scanHead(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, start: Int, requestLineLimit: Int,
+                                 headLimit: Int, lineSeen: inout Bool) -> HeadScan {
+        let end = bytes.count
+        var index = from
+        var previousIsCR = index > start && bytes[index - 1] == ByteClass.cr
+        var seen = lineSeen
+        defer { lineSeen = seen }
+        while index < end {
+            let byte = bytes[index]
             if byte == ByteClass.lf {
-                guard index > start, buffer[index - 1] == ByteClass.cr else {
-                    throw fail(.bad("bare LF in the request head; lines must end with CRLF"))
+                guard previousIsCR else { return .bareLF }
+                seen = true
+                if index - start >= 3 && bytes[index - 2] == ByteClass.lf && bytes[index - 3] == ByteClass.cr {
+                    return .end(index)
                 }
-                requestLineSeen = true
-                if index - start >= 3 && buffer[index - 2] == ByteClass.lf && buffer[index - 3] == ByteClass.cr {
-                    scan = index + 1
-                    return index - 3
-                }
-            } else if index > start && buffer[index - 1] == ByteClass.cr {
-                throw fail(.bad("bare CR in the request head"))
+                previousIsCR = false
+            } else {
+                if previousIsCR { return .bareCR }
+                previousIsCR = byte == ByteClass.cr
             }
-            if !requestLineSeen && index - start >= limits.maxRequestLineBytes {
-                throw fail(HTTPParseError(.uriTooLong, "request line longer than \(limits.maxRequestLineBytes) bytes"))
-            }
-            if index - start >= limits.maxHeaderBytes {
-                throw fail(HTTPParseError(.headerFieldsTooLarge, "header section larger than \(limits.maxHeaderBytes) bytes"))
-            }
+            if !seen && index >= requestLineLimit { return .uriTooLong }
+            if index >= headLimit { return .headTooLarge }
             index += 1
         }
-        // Leave the last byte to be rescanned: a CR at the end needs to see what follows it.
-        scan = max(start, end - 1)
-        return nil
+        return .more(end)
     }
 
     // MARK: chunked body
@@ -234,7 +311,7 @@ public struct HTTPRequestParser {
                     throw fail(HTTPParseError(.headerFieldsTooLarge, "too many trailer fields"))
                 }
                 do {
-                    _ = try HeadParser.field(line)
+                    try HeadParser.checkField(line)
                 } catch {
                     throw fail(error)
                 }
@@ -295,7 +372,7 @@ enum ChunkLine {
         }
         func token() -> Bool {
             let begin = index
-            while index < bytes.endIndex && ByteClass.token[Int(bytes[index])] { index += 1 }
+            while index < bytes.endIndex && ByteClass.token.contains(bytes[index]) { index += 1 }
             return index > begin
         }
         while index < bytes.endIndex {
@@ -318,7 +395,7 @@ enum ChunkLine {
                         }
                         index += 1
                         if byte == UInt8(ascii: "\"") { closed = true; break }
-                        guard ByteClass.fieldValue[Int(byte)] else { throw .bad("invalid chunk extension value") }
+                        guard ByteClass.fieldValue.contains(byte) else { throw .bad("invalid chunk extension value") }
                     }
                     guard closed, index <= bytes.endIndex else { throw .bad("unterminated chunk extension value") }
                 } else {

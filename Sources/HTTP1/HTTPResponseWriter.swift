@@ -1,30 +1,30 @@
 import Reactor
 
-/// Answers one request, either at once (`respond`) or as a stream of chunks (`startStream`, `write`, `finish`).
-/// Lives on the reactor thread. A streaming handler learns when the client reads slowly (`onWritabilityChanged`)
-/// and when it has gone (`onClientGone`), so the work behind the stream can slow down or stop.
+// @exclusivity(unchecked) marks hot-path state that is confined to the reactor thread and never accessed in
+// overlapping ways (each access is a plain read or write with no call inside it), so the runtime exclusivity
+// check, about a sixth of the server's user-space instructions per request (BENCHMARKS.md), guards nothing here.
 public final class HTTPResponseWriter {
     /// The request being answered; nil for the server's own error responses.
     public let requestHead: HTTPRequestHead?
     /// Strong while the response is open (the connection holds this writer as in flight, a cycle both ends break:
     /// the connection when the response completes, the writer when it is done or the client is gone).
-    private var connection: HTTPServerConnection?
+    @exclusivity(unchecked) private var connection: HTTPServerConnection?
 
     private enum State { case pending, streaming, done }
-    private var state = State.pending
-    private var chunked = false
-    private var suppressBody = false
-    private var keepAlive: Bool
+    @exclusivity(unchecked) private var state = State.pending
+    @exclusivity(unchecked) private var chunked = false
+    @exclusivity(unchecked) private var suppressBody = false
+    @exclusivity(unchecked) private var keepAlive: Bool
 
     /// Called with false when the client stops keeping up (the write buffer passed its high watermark) and with
     /// true when it has caught up.
-    public var onWritabilityChanged: ((Bool) -> Void)?
+    @exclusivity(unchecked) public var onWritabilityChanged: ((Bool) -> Void)?
     /// The status sent, once the head is written.
-    public private(set) var status: HTTPStatus?
+    @exclusivity(unchecked) public private(set) var status: HTTPStatus?
     /// A number the application may attach (the gateway's route index, for metrics).
-    public var tag = -1
+    @exclusivity(unchecked) public var tag = -1
     /// Called once if the client disconnects before the response ends.
-    public var onClientGone: (() -> Void)?
+    @exclusivity(unchecked) public var onClientGone: (() -> Void)?
 
     init(connection: HTTPServerConnection, head: HTTPRequestHead?) {
         self.connection = connection
@@ -46,11 +46,15 @@ public final class HTTPResponseWriter {
         if closeAfter { keepAlive = false }
         let server = connection.server
         let bodyAllowed = !suppressBody && status.code != 204 && status.code != 304
-        server.scratch.removeAll(keepingCapacity: true)
-        writeHead(into: &server.scratch, status: status, headers: headers,
+        announce(status, server)
+        // Small bodies go out with the head in one send; large ones follow it, so the area stays small.
+        let bodyInline = bodyAllowed && body.count <= Self.inlineBodyLimit
+        var out = server.output.cursor(reserving: headSize(server, status, headers) + (bodyInline ? body.count : 0))
+        writeHead(into: &out, server: server, status: status, headers: headers,
                   framing: status.code == 204 || status.code == 304 ? .noBody : .length(body.count))
-        if bodyAllowed { server.scratch.append(contentsOf: body) }
-        server.scratch.withUnsafeBytes { connection.write($0) }
+        if bodyInline { body.withUnsafeBufferPointer { out.write($0) } }
+        connection.write(out.bytes)
+        if bodyAllowed && !bodyInline { body.withUnsafeBytes { connection.write($0) } }
         complete()
     }
 
@@ -74,9 +78,10 @@ public final class HTTPResponseWriter {
         chunked = http11
         if !http11 { keepAlive = false }
         let server = connection.server
-        server.scratch.removeAll(keepingCapacity: true)
-        writeHead(into: &server.scratch, status: status, headers: headers, framing: chunked ? .chunked : .untilClose)
-        server.scratch.withUnsafeBytes { connection.write($0) }
+        announce(status, server)
+        var out = server.output.cursor(reserving: headSize(server, status, headers))
+        writeHead(into: &out, server: server, status: status, headers: headers, framing: chunked ? .chunked : .untilClose)
+        connection.write(out.bytes)
         state = .streaming
     }
 
@@ -87,13 +92,19 @@ public final class HTTPResponseWriter {
             connection.write(bytes)
             return
         }
-        let server = connection.server
-        server.scratch.removeAll(keepingCapacity: true)
-        appendHex(bytes.count, to: &server.scratch)
-        server.scratch.append(contentsOf: [0x0D, 0x0A])
-        server.scratch.append(contentsOf: bytes)
-        server.scratch.append(contentsOf: [0x0D, 0x0A])
-        server.scratch.withUnsafeBytes { connection.write($0) }
+        let inline = bytes.count <= Self.inlineBodyLimit
+        var out = connection.server.output.cursor(reserving: (inline ? bytes.count : 0) + 24)
+        out.writeHex(bytes.count)
+        out.write("\r\n")
+        if inline {
+            out.write(bytes)
+        } else {
+            connection.write(out.bytes)
+            connection.write(bytes)
+            out = connection.server.output.cursor(reserving: 2)
+        }
+        out.write("\r\n")
+        connection.write(out.bytes)
     }
 
     public func write(_ bytes: [UInt8]) {
@@ -109,7 +120,8 @@ public final class HTTPResponseWriter {
     public func finish() {
         guard state == .streaming, let connection else { return }
         if chunked && !suppressBody {
-            Self.lastChunk.withUnsafeBytes { connection.write($0) }
+            let last: StaticString = "0\r\n\r\n"
+            connection.write(UnsafeRawBufferPointer(start: last.utf8Start, count: last.utf8CodeUnitCount))
         }
         complete()
     }
@@ -122,9 +134,9 @@ public final class HTTPResponseWriter {
         connection = nil
     }
 
-    private static let lastChunk = Array("0\r\n\r\n".utf8)
-
     // MARK: internals
+
+    private static let inlineBodyLimit = 16 * 1024
 
     private func complete() {
         state = .done
@@ -149,73 +161,44 @@ public final class HTTPResponseWriter {
     /// How the body is delimited: a length, chunks, the end of the connection (HTTP/1.0 streams), or no body.
     private enum Framing { case length(Int), chunked, untilClose, noBody }
 
-    private func writeHead(into out: inout [UInt8], status: HTTPStatus, headers: HTTPHeaders, framing: Framing) {
-        guard let connection else { return }
-        let server = connection.server
+    /// Records the status and tells the server's hook, before the head is built (the hook is outside code, so it
+    /// runs while no buffer of ours is being written).
+    private func announce(_ status: HTTPStatus, _ server: HTTPServer) {
         self.status = status
         server.onResponse?(self)
-        out.append(contentsOf: Self.statusLinePrefix)
-        out.append(contentsOf: String(status.code).utf8)
-        out.append(0x20)
-        out.append(contentsOf: status.reason.utf8)
-        out.append(contentsOf: [0x0D, 0x0A])
-        var userSetConnection = false
-        for (name, value) in headers {
-            if equalsLowercase(name.utf8, "connection") {
-                userSetConnection = true
-                if value.lowercased().contains("close") { keepAlive = false }
-            }
-            appendHeader(name, value, to: &out)
-        }
-        out.append(contentsOf: Self.dateName)
-        out.append(contentsOf: server.dateCache.current())
-        out.append(contentsOf: [0x0D, 0x0A])
-        out.append(contentsOf: Self.serverName)
-        out.append(contentsOf: server.config.serverName.utf8)
-        out.append(contentsOf: [0x0D, 0x0A])
+    }
+
+    /// Room the head needs: the fixed lines (status, Date, Server, framing, Connection) fit in 256 bytes with the
+    /// server name counted apart.
+    private func headSize(_ server: HTTPServer, _ status: HTTPStatus, _ headers: HTTPHeaders) -> Int {
+        256 + server.serverHeader.count + status.statusLine.count + headers.encoded.count
+    }
+
+    private func writeHead(into out: inout ByteCursor, server: HTTPServer, status: HTTPStatus, headers: HTTPHeaders, framing: Framing) {
+        status.statusLine.withUnsafeBufferPointer { out.write($0) }
+        headers.encoded.withUnsafeBufferPointer { out.write($0) }
+        if headers.asksToClose { keepAlive = false }
+        out.write("Date: ")
+        server.dateCache.write(to: &out)
+        out.write("\r\n")
+        server.serverHeader.withUnsafeBufferPointer { out.write($0) }
         switch framing {
         case .length(let count):
-            out.append(contentsOf: Self.contentLengthName)
-            out.append(contentsOf: String(count).utf8)
-            out.append(contentsOf: [0x0D, 0x0A])
+            out.write("Content-Length: ")
+            out.writeDecimal(count)
+            out.write("\r\n")
         case .chunked:
-            out.append(contentsOf: Self.chunkedHeader)
+            out.write("Transfer-Encoding: chunked\r\n")
         case .untilClose, .noBody:
             break
         }
-        if !userSetConnection {
+        if !headers.setsConnection {
             if !keepAlive {
-                out.append(contentsOf: Self.connectionClose)
+                out.write("Connection: close\r\n")
             } else if requestHead?.version == .http1_0 {
-                out.append(contentsOf: Self.connectionKeepAlive)
+                out.write("Connection: keep-alive\r\n")
             }
         }
-        out.append(contentsOf: [0x0D, 0x0A])
+        out.write("\r\n")
     }
-
-    private func appendHeader(_ name: String, _ value: String, to out: inout [UInt8]) {
-        out.append(contentsOf: name.utf8)
-        out.append(contentsOf: [0x3A, 0x20])
-        // Never let a value smuggle a line break into the head.
-        for byte in value.utf8 where byte != 0x0D && byte != 0x0A { out.append(byte) }
-        out.append(contentsOf: [0x0D, 0x0A])
-    }
-
-    private func appendHex(_ value: Int, to out: inout [UInt8]) {
-        let digits = Array("0123456789abcdef".utf8)
-        var shift = (Int.bitWidth - value.leadingZeroBitCount + 3) / 4 * 4 - 4
-        if shift < 0 { shift = 0 }
-        while shift >= 0 {
-            out.append(digits[(value >> shift) & 0xF])
-            shift -= 4
-        }
-    }
-
-    private static let statusLinePrefix = Array("HTTP/1.1 ".utf8)
-    private static let dateName = Array("Date: ".utf8)
-    private static let serverName = Array("Server: ".utf8)
-    private static let contentLengthName = Array("Content-Length: ".utf8)
-    private static let chunkedHeader = Array("Transfer-Encoding: chunked\r\n".utf8)
-    private static let connectionClose = Array("Connection: close\r\n".utf8)
-    private static let connectionKeepAlive = Array("Connection: keep-alive\r\n".utf8)
 }

@@ -2,10 +2,20 @@
 public struct HTTPStatus: Sendable, Equatable, Hashable {
     public let code: Int
     public let reason: String
+    /// `HTTP/1.1 <code> <reason>` and CRLF, made once per status so a response head starts with one copy.
+    let statusLine: [UInt8]
 
     public init(_ code: Int, _ reason: String) {
         self.code = code
         self.reason = reason
+        statusLine = Array("HTTP/1.1 \(code) \(reason)\r\n".utf8.filter { $0 != 0x0D && $0 != 0x0A }) + [0x0D, 0x0A]
+    }
+
+    public static func == (lhs: HTTPStatus, rhs: HTTPStatus) -> Bool { lhs.code == rhs.code && lhs.reason == rhs.reason }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(reason)
     }
 
     public static let `continue` = HTTPStatus(100, "Continue")

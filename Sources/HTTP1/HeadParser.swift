@@ -1,12 +1,22 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Parses one complete header section (request line and fields, CRLF-separated, without the final empty line)
 /// and works out the request's framing and connection semantics.
 enum HeadParser {
-    static func parse(_ head: ArraySlice<UInt8>, limits: HTTPLimits) throws(HTTPParseError) -> HTTPRequestHead {
+    /// `head` is the request line and fields, without the empty line that ends them.
+    static func parse(_ head: UnsafeBufferPointer<UInt8>, limits: HTTPLimits) throws(HTTPParseError) -> HTTPRequestHead {
+        let fieldCount = countLineFeeds(head)
+        if fieldCount > limits.maxHeaderCount {
+            throw HTTPParseError(.headerFieldsTooLarge, "more than \(limits.maxHeaderCount) header fields")
+        }
         var lines = LineIterator(bytes: head)
         guard let requestLine = lines.next() else { throw .bad("empty request") }
-        let (method, target, version) = try parseRequestLine(requestLine)
+        let line = try parseRequestLine(head, requestLine)
+        let version = line.version
+        let storage = HeadBuffer.make(copying: head, fieldCapacity: fieldCount)
 
-        var headers = HTTPHeaders()
         var hosts = 0
         var contentLength: Int?
         var transferCodings: [String] = []
@@ -14,46 +24,44 @@ enum HeadParser {
         var connectionClose = false
         var connectionKeepAlive = false
         var expectsContinue = false
-        var count = 0
-        while let line = lines.next() {
-            count += 1
-            if count > limits.maxHeaderCount {
-                throw HTTPParseError(.headerFieldsTooLarge, "more than \(limits.maxHeaderCount) header fields")
-            }
-            let (nameBytes, valueBytes) = try field(line)
-            let name = String(decoding: nameBytes, as: UTF8.self)
-            let value = String(decoding: valueBytes, as: UTF8.self)
-            headers.add(name, value)
-            if equalsLowercase(nameBytes, "host") {
+        while let range = lines.next() {
+            let span = try field(head, range)
+            storage.append(span)
+            let name = slice(head, span.nameStart, span.nameEnd)
+            let value = slice(head, span.valueStart, span.valueEnd)
+            switch name.count {
+            case 4 where equalsLowercase(name, "host"):
                 hosts += 1
-                guard valueBytes.allSatisfy({ ByteClass.host[Int($0)] }) else { throw .bad("invalid Host") }
-            } else if equalsLowercase(nameBytes, "content-length") {
-                for element in valueBytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                guard ByteClass.host.containsAll(value) else { throw .bad("invalid Host") }
+            case 14 where equalsLowercase(name, "content-length"):
+                for element in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
                     let length = try parseContentLength(trimmed(element))
                     if let contentLength, contentLength != length { throw .bad("conflicting Content-Length values") }
                     contentLength = length
                 }
-            } else if equalsLowercase(nameBytes, "transfer-encoding") {
+            case 17 where equalsLowercase(name, "transfer-encoding"):
                 sawTransferEncoding = true
-                for element in valueBytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                for element in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
                     let coding = trimmed(element)
-                    guard !coding.isEmpty, coding.allSatisfy({ ByteClass.token[Int($0)] }) else {
+                    guard !coding.isEmpty, coding.allSatisfy({ ByteClass.token.contains($0) }) else {
                         throw .bad("invalid Transfer-Encoding")
                     }
                     transferCodings.append(String(decoding: coding, as: UTF8.self).lowercased())
                 }
-            } else if equalsLowercase(nameBytes, "connection") {
-                for element in valueBytes.split(separator: UInt8(ascii: ",")) {
+            case 10 where equalsLowercase(name, "connection"):
+                for element in value.split(separator: UInt8(ascii: ",")) {
                     let option = trimmed(element)
                     if equalsLowercase(option, "close") { connectionClose = true }
                     if equalsLowercase(option, "keep-alive") { connectionKeepAlive = true }
                 }
-            } else if equalsLowercase(nameBytes, "expect") {
-                guard equalsLowercase(trimmed(valueBytes[...]), "100-continue") else {
+            case 6 where equalsLowercase(name, "expect"):
+                guard equalsLowercase(trimmed(value[...]), "100-continue") else {
                     throw HTTPParseError(.expectationFailed, "only Expect: 100-continue is supported")
                 }
                 // HTTP/1.0 clients do not know 100 Continue (RFC 9110 §10.1.1): ignore it for them.
                 expectsContinue = version == .http1_1
+            default:
+                break
             }
         }
 
@@ -83,67 +91,146 @@ enum HeadParser {
         }
 
         let keepAlive = version == .http1_1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
-        let (path, query) = try splitTarget(target, method: method)
-        return HTTPRequestHead(method: method, target: String(decoding: target, as: UTF8.self), path: path, query: query, version: version,
-                               headers: headers, keepAlive: keepAlive, expectsContinue: expectsContinue && framing != .none,
-                               framing: framing)
+        let (path, queryStart) = try splitTarget(head, line.target, method: line.method)
+        return HTTPRequestHead(storage: HeadStorage(storage), method: line.method, path: path,
+                               target: (Int32(line.target.lowerBound), Int32(line.target.upperBound)), queryStart: queryStart,
+                               version: version, keepAlive: keepAlive,
+                               expectsContinue: expectsContinue && framing != .none, framing: framing)
+    }
+
+    /// How many LFs the head holds: one per field line.
+    private static func countLineFeeds(_ head: UnsafeBufferPointer<UInt8>) -> Int {
+        guard let base = head.baseAddress else { return 0 }
+        var count = 0
+        var position = base
+        let end = base + head.count
+        while position < end, let found = memchr(position, Int32(ByteClass.lf), end - position) {
+            count += 1
+            position = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) + 1
+        }
+        return count
+    }
+
+    @inline(__always)
+    private static func slice(_ head: UnsafeBufferPointer<UInt8>, _ start: Int32, _ end: Int32) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: head[Int(start)..<Int(end)])
     }
 
     private static let knownCodings: Set<String> = ["chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress"]
 
-    /// `name: value` with OWS trimmed; no whitespace before the colon, no obs-fold, no control characters.
-    static func field(_ line: ArraySlice<UInt8>) throws(HTTPParseError) -> (ArraySlice<UInt8>, ArraySlice<UInt8>) {
-        guard let first = line.first else { throw .bad("empty header line") }
+    /// `name: value` with OWS trimmed; no whitespace before the colon, no obs-fold, no control characters. One
+    /// pass: the name is checked as far as the colon, the value as it is trimmed.
+    static func field(_ head: UnsafeBufferPointer<UInt8>, _ line: Range<Int>) throws(HTTPParseError) -> FieldSpan {
+        guard !line.isEmpty else { throw .bad("empty header line") }
+        let first = head[line.lowerBound]
         guard first != ByteClass.space && first != ByteClass.tab else { throw .bad("obsolete line folding (obs-fold) is not allowed") }
-        guard let colon = line.firstIndex(of: ByteClass.colon) else { throw .bad("header line without a colon") }
-        let name = line[line.startIndex..<colon]
-        guard !name.isEmpty else { throw .bad("empty header name") }
-        guard name.allSatisfy({ ByteClass.token[Int($0)] }) else {
-            let last = name.last!
+        let token = ByteClass.token
+        var colon = line.lowerBound
+        while colon < line.upperBound && token.contains(head[colon]) { colon += 1 }
+        guard colon < line.upperBound, head[colon] == ByteClass.colon else {
+            var index = colon
+            while index < line.upperBound && head[index] != ByteClass.colon { index += 1 }
+            guard index < line.upperBound else { throw .bad("header line without a colon") }
+            let last = head[index - 1]
             throw .bad(last == ByteClass.space || last == ByteClass.tab ? "whitespace between a header name and its colon" : "invalid header name")
         }
-        let value = trimmed(line[(colon + 1)...])
-        guard value.allSatisfy({ ByteClass.fieldValue[Int($0)] }) else { throw .bad("control character in a header value") }
-        return (name, value)
+        guard colon > line.lowerBound else { throw .bad("empty header name") }
+        var valueStart = colon + 1
+        while valueStart < line.upperBound && (head[valueStart] == ByteClass.space || head[valueStart] == ByteClass.tab) { valueStart += 1 }
+        var valueEnd = valueStart
+        let fieldValue = ByteClass.fieldValue
+        var index = valueStart
+        while index < line.upperBound {
+            let byte = head[index]
+            guard fieldValue.contains(byte) else { throw .bad("control character in a header value") }
+            index += 1
+            if byte != ByteClass.space && byte != ByteClass.tab { valueEnd = index }
+        }
+        return FieldSpan(nameStart: Int32(line.lowerBound), nameEnd: Int32(colon), valueStart: Int32(valueStart), valueEnd: Int32(valueEnd))
     }
 
-    private static func parseRequestLine(_ line: ArraySlice<UInt8>) throws(HTTPParseError) -> (String, ArraySlice<UInt8>, HTTPVersion) {
-        guard let firstSpace = line.firstIndex(of: ByteClass.space) else { throw .bad("malformed request line") }
-        let method = line[line.startIndex..<firstSpace]
-        guard !method.isEmpty, method.allSatisfy({ ByteClass.token[Int($0)] }) else { throw .bad("invalid method") }
-        let rest = line[(firstSpace + 1)...]
-        guard let secondSpace = rest.firstIndex(of: ByteClass.space) else { throw .bad("malformed request line") }
-        let target = rest[rest.startIndex..<secondSpace]
-        guard !target.isEmpty, target.allSatisfy({ ByteClass.target[Int($0)] }) else { throw .bad("invalid request target") }
-        try checkPercentEncoding(target)
-        let version = try parseVersion(rest[(secondSpace + 1)...])
-        return (String(decoding: method, as: UTF8.self), target, version)
+    /// The same checks for a trailer line, which is validated and dropped.
+    static func checkField(_ line: ArraySlice<UInt8>) throws(HTTPParseError) {
+        let bytes = Array(line)
+        try bytes.withUnsafeBufferPointer { (buffer) throws(HTTPParseError) in
+            _ = try field(buffer, 0..<buffer.count)
+        }
     }
 
-    private static func parseVersion(_ bytes: ArraySlice<UInt8>) throws(HTTPParseError) -> HTTPVersion {
-        let prefix = Array("HTTP/".utf8)
-        guard bytes.count == 8, bytes.prefix(5).elementsEqual(prefix), bytes[bytes.startIndex + 6] == UInt8(ascii: "."),
-              let major = digit(bytes[bytes.startIndex + 5]), let minor = digit(bytes[bytes.startIndex + 7]) else {
+    private struct RequestLine {
+        let method: String
+        let target: Range<Int>
+        let version: HTTPVersion
+    }
+
+    private static func parseRequestLine(_ head: UnsafeBufferPointer<UInt8>, _ line: Range<Int>) throws(HTTPParseError) -> RequestLine {
+        let token = ByteClass.token
+        var firstSpace = line.lowerBound
+        while firstSpace < line.upperBound && token.contains(head[firstSpace]) { firstSpace += 1 }
+        guard firstSpace < line.upperBound, head[firstSpace] == ByteClass.space else {
+            var index = firstSpace
+            while index < line.upperBound && head[index] != ByteClass.space { index += 1 }
+            throw .bad(index < line.upperBound ? "invalid method" : "malformed request line")
+        }
+        guard firstSpace > line.lowerBound else { throw .bad("invalid method") }
+        let targetClass = ByteClass.target
+        var secondSpace = firstSpace + 1
+        var percentSeen = false
+        while secondSpace < line.upperBound && targetClass.contains(head[secondSpace]) {
+            if head[secondSpace] == UInt8(ascii: "%") { percentSeen = true }
+            secondSpace += 1
+        }
+        guard secondSpace < line.upperBound, head[secondSpace] == ByteClass.space else {
+            var index = secondSpace
+            while index < line.upperBound && head[index] != ByteClass.space { index += 1 }
+            throw .bad(index < line.upperBound ? "invalid request target" : "malformed request line")
+        }
+        guard secondSpace > firstSpace + 1 else { throw .bad("invalid request target") }
+        let target = UnsafeBufferPointer(rebasing: head[(firstSpace + 1)..<secondSpace])
+        if percentSeen { try checkPercentEncoding(target) }
+        let version = try parseVersion(UnsafeBufferPointer(rebasing: head[(secondSpace + 1)..<line.upperBound]))
+        let method = UnsafeBufferPointer(rebasing: head[line.lowerBound..<firstSpace])
+        return RequestLine(method: methodString(method), target: (firstSpace + 1)..<secondSpace, version: version)
+    }
+
+    /// The common methods as literals (no decoding or validation); others decoded.
+    private static func methodString(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        switch bytes.count {
+        case 3 where bytes[0] == UInt8(ascii: "G") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "T"): return "GET"
+        case 4 where bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "O") && bytes[2] == UInt8(ascii: "S") && bytes[3] == UInt8(ascii: "T"): return "POST"
+        case 4 where bytes[0] == UInt8(ascii: "H") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "A") && bytes[3] == UInt8(ascii: "D"): return "HEAD"
+        default: return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+
+    private static func parseVersion(_ bytes: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) -> HTTPVersion {
+        guard bytes.count == 8, bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"),
+              bytes[3] == UInt8(ascii: "P"), bytes[4] == UInt8(ascii: "/"), bytes[6] == UInt8(ascii: "."),
+              let major = digit(bytes[5]), let minor = digit(bytes[7]) else {
             throw .bad("malformed HTTP version")
         }
         guard major == 1, minor <= 1 else { throw HTTPParseError(.versionNotSupported, "only HTTP/1.0 and HTTP/1.1 are supported") }
-        return HTTPVersion(major: major, minor: minor)
+        return minor == 1 ? .http1_1 : .http1_0
     }
 
     private static func digit(_ byte: UInt8) -> Int? {
         byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") ? Int(byte - UInt8(ascii: "0")) : nil
     }
 
-    private static func checkPercentEncoding(_ target: ArraySlice<UInt8>) throws(HTTPParseError) {
-        var index = target.startIndex
-        while let percent = target[index...].firstIndex(of: UInt8(ascii: "%")) {
-            guard percent + 2 < target.endIndex, ByteClass.hexValue(target[percent + 1]) != nil,
-                  ByteClass.hexValue(target[percent + 2]) != nil else { throw .bad("invalid percent-encoding in the target") }
-            index = percent + 3
+    private static func checkPercentEncoding(_ target: UnsafeBufferPointer<UInt8>) throws(HTTPParseError) {
+        var index = 0
+        while index < target.count {
+            if target[index] == UInt8(ascii: "%") {
+                guard index + 2 < target.count, ByteClass.hexValue(target[index + 1]) != nil,
+                      ByteClass.hexValue(target[index + 2]) != nil else { throw .bad("invalid percent-encoding in the target") }
+                index += 3
+            } else {
+                index += 1
+            }
         }
     }
 
-    private static func parseContentLength(_ bytes: ArraySlice<UInt8>) throws(HTTPParseError) -> Int {
+    private static func parseContentLength(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) throws(HTTPParseError) -> Int {
         guard !bytes.isEmpty, bytes.count <= 18 else { throw .bad("invalid Content-Length") }
         var value = 0
         for byte in bytes {
@@ -154,63 +241,67 @@ enum HeadParser {
     }
 
     /// Origin-form (`/path?query`), absolute-form (`http://host/path?query`), or `*` for OPTIONS; worked out on the
-    /// target's bytes (this runs for every request), making only the path and query strings.
-    private static func splitTarget(_ target: ArraySlice<UInt8>, method: String) throws(HTTPParseError) -> (String, String?) {
+    /// target's bytes (this runs for every request), making only the path string. Returns the path and where the
+    /// query starts in the head (-1: no query).
+    private static func splitTarget(_ head: UnsafeBufferPointer<UInt8>, _ target: Range<Int>, method: String) throws(HTTPParseError) -> (String, Int32) {
         var rest = target
-        if rest.count == 1 && rest.first == UInt8(ascii: "*") {
+        if rest.count == 1 && head[rest.lowerBound] == UInt8(ascii: "*") {
             guard method == "OPTIONS" else { throw .bad("asterisk-form target is only for OPTIONS") }
-            return ("*", nil)
+            return ("*", -1)
         }
-        if rest.first != UInt8(ascii: "/") {
-            let schemeLength = startsWithLowercase(rest, "http://") ? 7 : startsWithLowercase(rest, "https://") ? 8 : 0
+        if head[rest.lowerBound] != UInt8(ascii: "/") {
+            let bytes = UnsafeBufferPointer(rebasing: head[rest])
+            let schemeLength = startsWithLowercase(bytes, "http://") ? 7 : startsWithLowercase(bytes, "https://") ? 8 : 0
             guard schemeLength > 0 else { throw .bad("invalid request target") }
-            rest = rest.dropFirst(schemeLength)
-            let authorityEnd = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
-            let authority = rest[rest.startIndex..<authorityEnd]
-            guard !authority.isEmpty, !authority.contains(UInt8(ascii: "@")) else { throw .bad("invalid authority in the target") }
-            rest = rest[authorityEnd...]
-            if rest.first != UInt8(ascii: "/") {
+            rest = (rest.lowerBound + schemeLength)..<rest.upperBound
+            var authorityEnd = rest.lowerBound
+            while authorityEnd < rest.upperBound && head[authorityEnd] != UInt8(ascii: "/") && head[authorityEnd] != UInt8(ascii: "?") {
+                guard head[authorityEnd] != UInt8(ascii: "@") else { throw .bad("invalid authority in the target") }
+                authorityEnd += 1
+            }
+            guard authorityEnd > rest.lowerBound else { throw .bad("invalid authority in the target") }
+            rest = authorityEnd..<rest.upperBound
+            if rest.isEmpty || head[rest.lowerBound] != UInt8(ascii: "/") {
                 // `http://host?q` has an empty path: it means `/`.
-                let query = rest.first == UInt8(ascii: "?") ? String(decoding: rest.dropFirst(), as: UTF8.self) : nil
-                return ("/", query)
+                return ("/", rest.isEmpty ? -1 : Int32(rest.lowerBound + 1))
             }
         }
-        if let question = rest.firstIndex(of: UInt8(ascii: "?")) {
-            return (String(decoding: rest[rest.startIndex..<question], as: UTF8.self),
-                    String(decoding: rest[(question + 1)...], as: UTF8.self))
-        }
-        return (String(decoding: rest, as: UTF8.self), nil)
+        var question = rest.lowerBound
+        while question < rest.upperBound && head[question] != UInt8(ascii: "?") { question += 1 }
+        let path = String(decoding: UnsafeBufferPointer(rebasing: head[rest.lowerBound..<question]), as: UTF8.self)
+        return (path, question < rest.upperBound ? Int32(question + 1) : -1)
     }
 
-    private static func startsWithLowercase(_ bytes: ArraySlice<UInt8>, _ prefix: StaticString) -> Bool {
+    private static func startsWithLowercase(_ bytes: UnsafeBufferPointer<UInt8>, _ prefix: StaticString) -> Bool {
         bytes.count >= prefix.utf8CodeUnitCount && equalsLowercase(bytes.prefix(prefix.utf8CodeUnitCount), prefix)
     }
 
-    static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
-        var slice = bytes
+    static func trimmed<C: BidirectionalCollection>(_ bytes: C) -> C.SubSequence where C.Element == UInt8 {
+        var slice = bytes[...]
         while let first = slice.first, first == ByteClass.space || first == ByteClass.tab { slice = slice.dropFirst() }
         while let last = slice.last, last == ByteClass.space || last == ByteClass.tab { slice = slice.dropLast() }
         return slice
     }
 }
 
-/// Splits a head (already checked for bare CR/LF) into its CRLF-separated lines.
+/// Splits a head (already checked: every LF follows a CR, no CR stands alone) into its lines, as ranges.
 struct LineIterator: IteratorProtocol {
-    var bytes: ArraySlice<UInt8>
+    let bytes: UnsafeBufferPointer<UInt8>
+    var position = 0
 
-    mutating func next() -> ArraySlice<UInt8>? {
-        guard !bytes.isEmpty else { return nil }
-        var index = bytes.startIndex
-        while index < bytes.endIndex {
-            if bytes[index] == ByteClass.cr && index + 1 < bytes.endIndex && bytes[index + 1] == ByteClass.lf {
-                let line = bytes[bytes.startIndex..<index]
-                bytes = bytes[(index + 2)...]
-                return line
-            }
-            index += 1
+    init(bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+    }
+
+    mutating func next() -> Range<Int>? {
+        guard position < bytes.count, let base = bytes.baseAddress else { return nil }
+        let lineStart = position
+        guard let found = memchr(base + position, Int32(ByteClass.lf), bytes.count - position) else {
+            position = bytes.count
+            return lineStart..<bytes.count
         }
-        let line = bytes
-        bytes = bytes[bytes.endIndex...]
-        return line
+        let lf = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+        position = lf + 1
+        return lineStart..<(lf - 1)
     }
 }

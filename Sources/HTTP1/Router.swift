@@ -6,32 +6,54 @@ public struct RouteParameters: Sendable {
 
 public typealias RouteHandler = (HTTPRequest, RouteParameters, HTTPResponseWriter) -> Void
 
-/// Method and path patterns (`/api/servers/{id}`) to handlers. An unknown path is 404; a known path with another
-/// method is 405 with `Allow`. GET routes answer HEAD too (the writer drops the body).
+// @exclusivity(unchecked) marks hot-path state that is confined to the reactor thread and never accessed in
+// overlapping ways (each access is a plain read or write with no call inside it), so the runtime exclusivity
+// check, about a sixth of the server's user-space instructions per request (BENCHMARKS.md), guards nothing here.
 public final class Router {
     public struct Route {
         public let method: String
         public let pattern: String
-        let segments: [Segment]
         let handler: RouteHandler
     }
 
-    enum Segment: Equatable {
-        case literal(String)
-        case parameter(String)
-    }
-
-    public private(set) var routes: [Route] = []
+    @exclusivity(unchecked) public private(set) var routes: [Route] = []
     /// Handles GET/HEAD requests no route matched (static files); nil means 404.
-    public var fallback: HTTPHandler?
+    @exclusivity(unchecked) public var fallback: HTTPHandler?
+
+    /// The patterns as flat tables of plain values, so matching a request touches no reference counts: each
+    /// route's segments are a run of `segments`, literals are byte ranges of `literalBytes`.
+    private struct Segment {
+        /// Index into `parameterNames`, or -1 for a literal.
+        var parameter: Int32
+        var start: Int32
+        var end: Int32
+    }
+    private struct RouteShape {
+        var method: MethodCode
+        var firstSegment: Int32
+        var segmentCount: Int32
+    }
+    @exclusivity(unchecked) private var shapes: [RouteShape] = []
+    @exclusivity(unchecked) private var segments: [Segment] = []
+    @exclusivity(unchecked) private var literalBytes: [UInt8] = []
+    @exclusivity(unchecked) private var parameterNames: [String] = []
 
     public init() {}
 
     public func add(_ method: String, _ pattern: String, _ handler: @escaping RouteHandler) {
-        let segments = Self.split(pattern).map { part -> Segment in
-            part.hasPrefix("{") && part.hasSuffix("}") ? .parameter(String(part.dropFirst().dropLast())) : .literal(String(part))
+        let first = segments.count
+        for part in Self.split(pattern) {
+            if part.hasPrefix("{") && part.hasSuffix("}") {
+                parameterNames.append(String(part.dropFirst().dropLast()))
+                segments.append(Segment(parameter: Int32(parameterNames.count - 1), start: 0, end: 0))
+            } else {
+                let start = literalBytes.count
+                literalBytes.append(contentsOf: part.utf8)
+                segments.append(Segment(parameter: -1, start: Int32(start), end: Int32(literalBytes.count)))
+            }
         }
-        routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
+        shapes.append(RouteShape(method: MethodCode(method), firstSegment: Int32(first), segmentCount: Int32(segments.count - first)))
+        routes.append(Route(method: method, pattern: pattern, handler: handler))
     }
 
     public func get(_ pattern: String, _ handler: @escaping RouteHandler) { add("GET", pattern, handler) }
@@ -47,17 +69,66 @@ public final class Router {
 
     /// Finds the route for a method and path (GET routes take HEAD too).
     public func match(method: String, path: String) -> Match {
-        let parts = Self.split(path)
-        let wanted = method == "HEAD" ? "GET" : method
+        var wanted = MethodCode(method)
+        if wanted == .head { wanted = .get }
+        var path = path
+        let found: (route: Int, methodMatched: Bool)? = path.withUTF8 { bytes in
+            var pathMatched: Int?
+            for index in shapes.indices where matches(shapes[index], bytes) {
+                if shapes[index].method == wanted && (wanted != .other || routes[index].method == method) {
+                    return (index, true)
+                }
+                if pathMatched == nil { pathMatched = index }
+            }
+            return pathMatched.map { ($0, false) }
+        }
+        guard let found else { return .unmatched }
+        if found.methodMatched {
+            return .route(index: found.route, parameters: parameters(of: found.route, path))
+        }
         var allowed: [String] = []
         var pattern = ""
-        for (index, route) in routes.enumerated() {
-            guard let parameters = Self.match(route.segments, parts) else { continue }
-            if route.method == wanted { return .route(index: index, parameters: parameters) }
-            allowed.append(route.method)
-            pattern = route.pattern
+        path.withUTF8 { bytes in
+            for index in shapes.indices where matches(shapes[index], bytes) {
+                allowed.append(routes[index].method)
+                pattern = routes[index].pattern
+            }
         }
-        return allowed.isEmpty ? .unmatched : .methodNotAllowed(allowed: allowed, pathPattern: pattern)
+        return .methodNotAllowed(allowed: allowed, pathPattern: pattern)
+    }
+
+    /// Whether `path`'s non-empty '/'-separated segments fit the route's, literal for literal.
+    private func matches(_ shape: RouteShape, _ path: UnsafeBufferPointer<UInt8>) -> Bool {
+        var parts = PathSegments(path: path)
+        for position in shape.firstSegment..<(shape.firstSegment + shape.segmentCount) {
+            guard let part = parts.next() else { return false }
+            let segment = segments[Int(position)]
+            guard segment.parameter < 0 else { continue }
+            guard part.count == Int(segment.end - segment.start) else { return false }
+            var literal = Int(segment.start)
+            for byte in path[part] {
+                guard byte == literalBytes[literal] else { return false }
+                literal += 1
+            }
+        }
+        return parts.next() == nil
+    }
+
+    /// The route's parameters taken from `path`, percent-decoded (a part that does not decode is left as sent).
+    private func parameters(of route: Int, _ path: String) -> RouteParameters {
+        let shape = shapes[route]
+        var result = RouteParameters()
+        guard segments[Int(shape.firstSegment)..<Int(shape.firstSegment + shape.segmentCount)].contains(where: { $0.parameter >= 0 }) else {
+            return result
+        }
+        let parts = Self.split(path)
+        for (offset, part) in parts.enumerated() {
+            let segment = segments[Int(shape.firstSegment) + offset]
+            if segment.parameter >= 0 {
+                result.values[parameterNames[Int(segment.parameter)]] = QueryString.percentDecode(part) ?? String(part)
+            }
+        }
+        return result
     }
 
     public func handle(_ request: HTTPRequest, _ writer: HTTPResponseWriter) {
@@ -107,19 +178,40 @@ public final class Router {
         if start != utf8.endIndex { parts.append(Substring(path[start..<utf8.endIndex])) }
         return parts
     }
+}
 
-    static func match(_ segments: [Segment], _ parts: [Substring]) -> RouteParameters? {
-        guard segments.count == parts.count else { return nil }
-        var parameters = RouteParameters()
-        for (segment, part) in zip(segments, parts) {
-            switch segment {
-            case .literal(let text):
-                guard text == part else { return nil }
-            case .parameter(let name):
-                guard let value = QueryString.percentDecode(part) else { return nil }
-                parameters.values[name] = value
-            }
+/// The non-empty segments of a path, as ranges of its bytes.
+struct PathSegments: IteratorProtocol {
+    let path: UnsafeBufferPointer<UInt8>
+    var position = 0
+
+    init(path: UnsafeBufferPointer<UInt8>) {
+        self.path = path
+    }
+
+    mutating func next() -> Range<Int>? {
+        while position < path.count && path[position] == UInt8(ascii: "/") { position += 1 }
+        guard position < path.count else { return nil }
+        let start = position
+        while position < path.count && path[position] != UInt8(ascii: "/") { position += 1 }
+        return start..<position
+    }
+}
+
+/// Methods as small numbers, so routes compare without touching strings.
+enum MethodCode: UInt8 {
+    case get, head, post, put, delete, patch, options, other
+
+    init(_ method: String) {
+        switch method {
+        case "GET": self = .get
+        case "HEAD": self = .head
+        case "POST": self = .post
+        case "PUT": self = .put
+        case "DELETE": self = .delete
+        case "PATCH": self = .patch
+        case "OPTIONS": self = .options
+        default: self = .other
         }
-        return parameters
     }
 }

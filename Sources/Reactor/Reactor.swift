@@ -9,7 +9,8 @@ import Synchronization
 ///
 /// Thread safety: everything except `execute(_:)`, `stop()` and `stats` from `execute` must run on the thread that
 /// calls `run()`. That confinement, plus the mutex around the cross-thread queue and atomics for the stop flag,
-/// is what makes the `@unchecked Sendable` sound.
+/// is what makes the `@unchecked Sendable` sound. The loop's own arrays are marked @exclusivity(unchecked): confined to
+/// this thread and never accessed in overlapping ways, they need no runtime exclusivity check on every event.
 public final class Reactor: @unchecked Sendable {
     public let backendKind: BackendKind
     private let backend: any PollerBackend
@@ -21,21 +22,21 @@ public final class Reactor: @unchecked Sendable {
         var interest: Interest = .none
         var generation: UInt32 = 0
     }
-    private var slots: [Slot] = []
-    private var readyEvents: [ReadyEvent] = []
-    private var readyGenerations: [UInt32] = []
+    @exclusivity(unchecked) private var slots: [Slot] = []
+    @exclusivity(unchecked) private var readyEvents: [ReadyEvent] = []
+    @exclusivity(unchecked) private var readyGenerations: [UInt32] = []
 
     private let timers = TimerHeap()
-    private var dueTimers: [TimerHandle] = []
-    private var soonCalls: [() -> Void] = []
+    @exclusivity(unchecked) private var dueTimers: [TimerHandle] = []
+    @exclusivity(unchecked) private var soonCalls: [() -> Void] = []
 
     private let crossThreadQueue = Locked<[@Sendable () -> Void]>([])
     private var waker: Waker!
     private var signalWatcher: SignalWatcher?
 
     private let stopRequested = Atomic<Bool>(false)
-    private var running = false
-    public private(set) var stats = ReactorStats()
+    @exclusivity(unchecked) private var running = false
+    @exclusivity(unchecked) public private(set) var stats = ReactorStats()
 
     /// One read buffer for every transport on this loop: data is handed to handlers as a view into it, so a read
     /// allocates nothing.

@@ -3,6 +3,9 @@ import Glibc
 #endif
 import CReactor
 
+// @exclusivity(unchecked) marks hot-path state that is confined to the reactor thread and never accessed in
+// overlapping ways (each access is a plain read or write with no call inside it), so the runtime exclusivity
+// check, about a sixth of the server's user-space instructions per request (BENCHMARKS.md), guards nothing here.
 /// The transport for one TCP connection: reads into the reactor's shared buffer and hands bytes to its handler,
 /// buffers writes, and reports backpressure both ways.
 public final class TCPConnection: IOHandler {
@@ -11,20 +14,20 @@ public final class TCPConnection: IOHandler {
     public let fd: Int32
     /// The remote address, looked up on first use (one system call fewer per connection for those that never ask).
     public private(set) lazy var peer: SocketAddress? = SocketAddress.peer(of: fd)
-    public var handler: any ConnectionHandler
+    @exclusivity(unchecked) public var handler: any ConnectionHandler
 
     /// Above this many buffered bytes the handler is told to stop producing.
     public var highWatermark = 64 * 1024
     /// Below this many the handler is told it may produce again.
     public var lowWatermark = 16 * 1024
 
-    private var outbound = OutboundBuffer()
+    @exclusivity(unchecked) private var outbound = OutboundBuffer()
     private enum State { case open, closingAfterFlush, closed }
-    private var state = State.open
-    private var writeShutdownRequested = false
-    private var readingPaused = false
-    private var readClosed = false
-    public private(set) var isWritable = true
+    @exclusivity(unchecked) private var state = State.open
+    @exclusivity(unchecked) private var writeShutdownRequested = false
+    @exclusivity(unchecked) private var readingPaused = false
+    @exclusivity(unchecked) private var readClosed = false
+    @exclusivity(unchecked) public private(set) var isWritable = true
 
     public var isOpen: Bool { state != .closed }
     public var bufferedBytes: Int { outbound.count }

@@ -7,11 +7,34 @@ struct RouterTests {
         let router = Router()
         router.get("/api/servers/{id}") { _, _, _ in }
         router.delete("/api/servers/{id}") { _, _, _ in }
-        let segments = router.routes[0].segments
-        let parameters = Router.match(segments, Router.split("/api/servers/a%20b"))
-        #expect(parameters?["id"] == "a b")
-        #expect(Router.match(segments, Router.split("/api/servers")) == nil)
-        #expect(Router.match(segments, Router.split("/api/servers/1/extra")) == nil)
+        router.get("/healthz") { _, _, _ in }
+        router.add("PURGE", "/cache") { _, _, _ in }
+        guard case .route(_, let decoded) = router.match(method: "GET", path: "/api/servers/a%20b") else {
+            Issue.record("GET /api/servers/a%20b did not match")
+            return
+        }
+        #expect(decoded["id"] == "a b")
+        for path in ["/api/servers", "/api/servers/1/extra", "/api/serverz/1", "/api/server/1", "/healthy", "/"] {
+            guard case .unmatched = router.match(method: "GET", path: path) else {
+                Issue.record("\(path) matched")
+                continue
+            }
+        }
+        // Empty segments are ignored, HEAD takes GET routes, unknown methods compare by name.
+        guard case .route(2, let none) = router.match(method: "HEAD", path: "//healthz/") else {
+            Issue.record("HEAD //healthz/ did not match GET /healthz")
+            return
+        }
+        #expect(none.values.isEmpty)
+        guard case .route(3, _) = router.match(method: "PURGE", path: "/cache") else {
+            Issue.record("PURGE /cache did not match")
+            return
+        }
+        guard case .methodNotAllowed(let purgeOnly, "/cache") = router.match(method: "BREW", path: "/cache") else {
+            Issue.record("BREW /cache should be 405")
+            return
+        }
+        #expect(purgeOnly == ["PURGE"])
         guard case .route(let index, let found) = router.match(method: "GET", path: "/api/servers/7") else {
             Issue.record("GET /api/servers/7 did not match")
             return
