@@ -84,3 +84,25 @@ def machine():
                 cpu = l.split(":", 1)[1].strip()
                 break
     return f"{os.cpu_count()} cores, {cpu}"
+
+
+def python_peers_env(packages):
+    """A virtual environment at Benchmarks/.venv holding `packages` (from PyPI); its python, or None if pip fails."""
+    venv = os.path.join(ROOT, "Benchmarks/.venv")
+    python = os.path.join(venv, "bin/python")
+    if not os.path.exists(python):
+        if subprocess.run(["python3", "-m", "venv", venv], stdout=subprocess.DEVNULL).returncode != 0:
+            return None
+    missing = [p for p in packages
+               if subprocess.run([python, "-c", f"import {p}"], stderr=subprocess.DEVNULL).returncode != 0]
+    if missing and subprocess.run([python, "-m", "pip", "install", "-q", *missing]).returncode != 0:
+        return None
+    return python
+
+
+def build_nio_peer():
+    """The SwiftNIO peer (Benchmarks/peers/nio, a package of its own), or None if it does not build."""
+    package = os.path.join(ROOT, "Benchmarks/peers/nio")
+    if subprocess.run(["swift", "build", "-c", "release"], cwd=package, stdout=subprocess.DEVNULL).returncode != 0:
+        return None
+    return os.path.join(package, ".build/release/NIOPeer")

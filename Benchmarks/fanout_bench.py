@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Async client fan-out: `poetry get --async` fetching N poems at once from one reactor-edition server
-(100 B every 0.1 s: 31 sends, 3.1 s a poem), against a raw-epoll C client doing the same, alternating.
+(100 B every 0.1 s: 31 sends, 3.1 s a poem), against a raw-epoll C client doing the same and, with --peers, the
+Python clients people use for this (asyncio, uvloop, Twisted; from PyPI in Benchmarks/.venv), alternating.
 Reports client CPU (user + system) and peak RSS, and select/poll against epoll at 1,000.
-Usage: Benchmarks/fanout_bench.py [--count 10000] [--rounds 3]
+Usage: Benchmarks/fanout_bench.py [--count 10000] [--rounds 3] [--peers asyncio,uvloop,twisted]
 """
 import argparse
 import os
@@ -11,7 +12,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import ROOT, build_c_client, build_release, free_port, machine, median, raise_fd_limit, table, wait_for_port
+from bench_common import ROOT, build_c_client, build_release, python_peers_env, free_port, machine, median, raise_fd_limit, table, wait_for_port
 
 
 def timed(args):
@@ -27,7 +28,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--peers", default="", help="comma-separated: asyncio, uvloop, twisted")
     opts = parser.parse_args()
+    peers = [p for p in opts.peers.split(",") if p]
+    python = python_peers_env([p for p in peers if p != "asyncio"]) if peers else None
+    if peers and not python:
+        sys.exit("could not install the Python peers from PyPI")
+    peer_client = os.path.join(ROOT, "Benchmarks/peers/poetry_client.py")
     raise_fd_limit(opts.count * 2 + 100)
     poetry = build_release()
     client_c = build_c_client()
@@ -41,7 +48,9 @@ def main():
         idle = timed(ours(1))
         results["idle"] = idle
         for round_ in range(opts.rounds):
-            for name, args in (("poetry get --async (epoll)", ours(opts.count)), ("C raw epoll", [client_c, str(port), str(opts.count)])):
+            clients = [("poetry get --async (epoll)", ours(opts.count)), ("C raw epoll", [client_c, str(port), str(opts.count)])]
+            clients += [(f"Python {peer}", [python, peer_client, peer, str(port), str(opts.count)]) for peer in peers]
+            for name, args in clients:
                 cpu, rss, wall, out = timed(args)
                 assert f"Got {opts.count} poems" in out, out[-200:]
                 results.setdefault(name, []).append((cpu, rss, wall))
@@ -66,6 +75,8 @@ def main():
     ours_rss = median([r[1] for r in results["poetry get --async (epoll)"]])
     per_connection = (ours_rss - results["idle"][1]) * 1024 / opts.count
     print(f"\nclient CPU, ours / raw epoll C: {ours_cpu / c_cpu:.2f}×")
+    for peer in peers:
+        print(f"client CPU, Python {peer} / ours: {median([r[0] for r in results[f'Python {peer}']]) / ours_cpu:.2f}×")
     print(f"peak RSS over idle ({results['idle'][1] / 1024:.1f} MB): {per_connection:.0f} bytes per connection")
     epoll = median([r[0] for r in results["1,000 with epoll"]])
     for backend in ("poll", "select"):

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""HTTP benchmark: the gateway's GET /healthz against nginx (1 worker), side by side, alternating.
+"""HTTP benchmark: the gateway's GET /healthz against its peers, side by side, alternating: nginx (1 worker), a
+SwiftNIO server (1 event-loop thread, NIOHTTP1; Benchmarks/peers/nio), a hand-written asyncio Protocol and Twisted
+web (from PyPI, in Benchmarks/.venv).
 
 wrk -t1 -c64 for keep-alive; the same with `Connection: close` for connection-per-request. Server CPU per request
 comes from /proc (user + system time of the server's processes during the run). Prints medians and ratios.
-Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3]
+Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3] [--peers nginx,nio,asyncio,twisted]
 """
 import argparse
 import os
@@ -14,7 +16,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import ROOT, build_release, children, cpu_seconds, free_port, machine, median, table, wait_for_port
+from bench_common import ROOT, build_nio_peer, build_release, python_peers_env, children, cpu_seconds, free_port, machine, median, table, wait_for_port
 
 NGINX_CONF = """
 worker_processes 1;
@@ -55,7 +57,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--peers", default="nginx,nio,asyncio,twisted")
     opts = parser.parse_args()
+    wanted = set(opts.peers.split(","))
     if not shutil.which("wrk") or not shutil.which("nginx"):
         sys.exit("needs wrk and nginx: apt-get install wrk nginx-light")
     poetry = build_release()
@@ -65,11 +69,38 @@ def main():
     gateway = subprocess.Popen([poetry, "gateway", "--port", str(gport), "--public-dir", os.path.join(ROOT, "public"),
                                 "--poetry-dir", os.path.join(ROOT, "poetry")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     servers["poetry-gateway"] = (gport, lambda: [gateway.pid])
-    nport = free_port()
-    with open(f"{work}/nginx.conf", "w") as f:
-        f.write(NGINX_CONF.format(dir=work, port=nport))
-    nginx = subprocess.Popen(["nginx", "-c", f"{work}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    servers["nginx 1 worker"] = (nport, lambda: [nginx.pid] + children(nginx.pid))
+    processes = [gateway]
+
+    def start(name, args, cwd=None):
+        port = free_port()
+        process = subprocess.Popen([a.format(port=port, dir=work) for a in args], cwd=cwd,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes.append(process)
+        servers[name] = (port, lambda: [process.pid] + children(process.pid))
+        return port
+
+    if "nginx" in wanted:
+        port = free_port()
+        with open(f"{work}/nginx.conf", "w") as f:
+            f.write(NGINX_CONF.format(dir=work, port=port))
+        nginx = subprocess.Popen(["nginx", "-c", f"{work}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes.append(nginx)
+        servers["nginx 1 worker"] = (port, lambda: [nginx.pid] + children(nginx.pid))
+    if "nio" in wanted:
+        nio = build_nio_peer()
+        if nio:
+            start("SwiftNIO 1 thread", [nio, "{port}"])
+        else:
+            print("SwiftNIO peer did not build; left out", file=sys.stderr)
+    peers_dir = os.path.join(ROOT, "Benchmarks/peers")
+    if "asyncio" in wanted:
+        start("asyncio Protocol", [sys.executable, os.path.join(peers_dir, "asyncio_server.py"), "{port}"])
+    if "twisted" in wanted:
+        python = python_peers_env(["twisted"])
+        if python:
+            start("Twisted web", [python, os.path.join(peers_dir, "twisted_server.py"), "{port}"])
+        else:
+            print("Twisted could not be installed from PyPI; left out", file=sys.stderr)
     results = {name: {"keep": [], "close": []} for name in servers}
     try:
         for port, _ in servers.values():
@@ -84,10 +115,10 @@ def main():
                     print(f"round {round_ + 1} {'close' if close else 'keep-alive'} {name}: {rps:.0f} req/s, "
                           f"{cpu / requests * 1e6:.1f} µs CPU/req, p99 {p99:.2f} ms, non-2xx {errors}", flush=True)
     finally:
-        gateway.terminate()
-        nginx.terminate()
-        gateway.wait()
-        nginx.wait()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait()
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nMachine: {machine()}. wrk -t1 -c64 -d{opts.duration}s, {opts.rounds} rounds, medians.\n")
@@ -100,12 +131,14 @@ def main():
                          f"{median([x[2] for x in runs]):.2f}"])
     print(table(["server", "requests", "req/s", "CPU µs/req", "p99 ms"], rows))
     ours = results["poetry-gateway"]
-    theirs = results["nginx 1 worker"]
-    for kind, label in (("keep", "keep-alive"), ("close", "Connection: close")):
-        ratio = median([x[0] for x in ours[kind]]) / median([x[0] for x in theirs[kind]])
-        cpu = median([x[1] for x in ours[kind]]) / median([x[1] for x in theirs[kind]])
-        p99 = median([x[2] for x in ours[kind]]) / median([x[2] for x in theirs[kind]])
-        print(f"{label}: gateway/nginx throughput {ratio:.2f}×, CPU per request {cpu:.2f}×, p99 {p99:.2f}×")
+    for peer, theirs in results.items():
+        if peer == "poetry-gateway":
+            continue
+        for kind, label in (("keep", "keep-alive"), ("close", "Connection: close")):
+            ratio = median([x[0] for x in ours[kind]]) / median([x[0] for x in theirs[kind]])
+            cpu = median([x[1] for x in ours[kind]]) / median([x[1] for x in theirs[kind]])
+            p99 = median([x[2] for x in ours[kind]]) / median([x[2] for x in theirs[kind]])
+            print(f"{label}: gateway / {peer}: throughput {ratio:.2f}×, CPU per request {cpu:.2f}×, p99 {p99:.2f}×")
 
 
 if __name__ == "__main__":
