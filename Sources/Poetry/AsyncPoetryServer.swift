@@ -15,11 +15,13 @@ public final class AsyncPoetryServer {
     /// Clients connected right now.
     public var activeClients: Int { senders.count }
 
-    public init(reactor: Reactor, config: PoetryServerConfig, observer: @escaping (PoetryServerEvent) -> Void = { _ in }) throws(ReactorError) {
+    /// `sharingPort`: listen with SO_REUSEPORT, so servers on several reactor threads can share one port.
+    public init(reactor: Reactor, config: PoetryServerConfig, sharingPort: Bool = false,
+                observer: @escaping (PoetryServerEvent) -> Void = { _ in }) throws(ReactorError) {
         self.reactor = reactor
         self.config = config
         self.observer = observer
-        listener = try TCPListener(reactor: reactor, address: config.address) { [unowned self] fd in
+        listener = try TCPListener(reactor: reactor, address: config.address, backlog: 4096, reusePort: sharingPort) { [unowned self] fd in
             self.accept(fd)
         }
     }

@@ -13,6 +13,13 @@ public struct LatencyHistogram: Sendable {
         buckets[Int(min(lateness / 100_000, 10_000))] += 1
     }
 
+    /// Adds another histogram's counts (e.g. from another reactor thread of the same server).
+    public mutating func merge(_ other: LatencyHistogram) {
+        for index in buckets.indices { buckets[index] += other.buckets[index] }
+        count += other.count
+        worst = max(worst, other.worst)
+    }
+
     /// The lateness below which `fraction` of sends fell, in seconds (to the bucket's upper edge).
     public func percentile(_ fraction: Double) -> Double {
         guard count > 0 else { return 0 }

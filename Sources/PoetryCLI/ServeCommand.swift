@@ -32,6 +32,9 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "With --async, print how late the sends were against their deadlines when the server stops.")
     var reportLateness = false
 
+    @Option(help: "With --async, reactor threads sharing the port (SO_REUSEPORT); the kernel spreads the clients among them.")
+    var threads: Int = 1
+
     @Argument(help: "The poem to serve, e.g. poetry/ecstasy.txt.")
     var poetryFile: String
 
@@ -39,6 +42,8 @@ struct ServeCommand: ParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("Port must be between 0 and 65535.") }
         guard numBytes > 0 else { throw ValidationError("--num-bytes must be at least 1.") }
         guard delay >= 0, delay.isFinite else { throw ValidationError("--delay must be zero or more seconds.") }
+        guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64.") }
+        guard threads == 1 || asynchronous else { throw ValidationError("--threads needs --async (the blocking server serves one client at a time).") }
     }
 
     func run() throws {
@@ -75,20 +80,61 @@ struct ServeCommand: ParsableCommand {
     private func serveAsync(_ config: PoetryServerConfig, on loop: Reactor) throws {
         let server: AsyncPoetryServer
         do {
-            server = try AsyncPoetryServer(reactor: loop, config: config) { event in
+            server = try AsyncPoetryServer(reactor: loop, config: config, sharingPort: threads > 1) { event in
                 if let line = event.seedLine { Console.out(line) }
             }
         } catch {
             throw fail("Cannot listen on \(config.address): \(error)")
         }
+        var shared = config
+        shared.address = (try? SocketAddress(host: iface, port: server.port)) ?? config.address
+        let extras = try (1..<threads).map { index in try startReactorThread(index, serving: shared) }
         listening(server.port)
         let report = reportLateness
         try loop.onSignals { _ in
-            if report { Console.err("Pacing: sends \(server.pacing.summary)") }
+            var pacing = server.pacing
+            for extra in extras { extra.reactor.stop() }
+            for extra in extras {
+                extra.finished.wait()
+                pacing.merge(extra.pacing.withLock { $0 })
+            }
+            if report { Console.err("Pacing: sends \(pacing.summary)") }
             server.close()
             loop.stop()
         }
         try loop.run()
+    }
+
+    /// One more reactor thread with its own listener on the shared port; the server lives and dies on that thread.
+    private func startReactorThread(_ index: Int, serving config: PoetryServerConfig) throws -> ReactorThread {
+        let extra: ReactorThread
+        do {
+            extra = ReactorThread(reactor: try Reactor(backend: reactor.kind))
+        } catch {
+            throw fail("\(error)")
+        }
+        let ready = DispatchSemaphore(value: 0)
+        let failure = Locked<String?>(nil)
+        WorkerThread.start(name: "serve-\(index)") {
+            defer { extra.finished.signal() }
+            let server: AsyncPoetryServer
+            do {
+                server = try AsyncPoetryServer(reactor: extra.reactor, config: config, sharingPort: true) { event in
+                    if let line = event.seedLine { Console.out(line) }
+                }
+            } catch {
+                failure.withLock { $0 = "Cannot listen on \(config.address): \(error)" }
+                ready.signal()
+                return
+            }
+            ready.signal()
+            try? extra.reactor.run()
+            extra.pacing.withLock { $0 = server.pacing }
+            server.close()
+        }
+        ready.wait()
+        if let message = failure.withLock({ $0 }) { throw fail(message) }
+        return extra
     }
 
     /// The server blocks its own thread; this thread's reactor only turns SIGINT/SIGTERM into an orderly stop.
@@ -109,5 +155,16 @@ struct ServeCommand: ParsableCommand {
         thread.start()
         try loop.onSignals { _ in server.stop() }
         try loop.run()
+    }
+}
+
+/// A reactor running on a thread of its own for `serve --async --threads`, and what it hands back when stopped.
+private final class ReactorThread: Sendable {
+    let reactor: Reactor
+    let pacing = Locked(LatencyHistogram())
+    let finished = DispatchSemaphore(value: 0)
+
+    init(reactor: Reactor) {
+        self.reactor = reactor
     }
 }

@@ -6,14 +6,18 @@ import CReactor
 /// The few socket system calls every layer needs, with errors turned into `SystemError`. Blocking callers (the
 /// seed's blocking server and client) use these too; only the reactor's transports make sockets non-blocking.
 public enum Socket {
-    /// A TCP socket bound and listening on `address` with SO_REUSEADDR; port 0 lets the system choose.
-    public static func listen(on address: SocketAddress, backlog: Int32 = 1024, nonBlocking: Bool) throws(SystemError) -> Int32 {
+    /// A TCP socket bound and listening on `address` with SO_REUSEADDR; port 0 lets the system choose. With
+    /// `reusePort`, several sockets (one per reactor thread) may listen on one port and the kernel spreads the
+    /// connections among them.
+    public static func listen(on address: SocketAddress, backlog: Int32 = 1024, nonBlocking: Bool,
+                              reusePort: Bool = false) throws(SystemError) -> Int32 {
         let family = address.family == .ipv4 ? AF_INET : AF_INET6
         let flags = Int32(SOCK_STREAM.rawValue) | CREACTOR_SOCK_CLOEXEC | (nonBlocking ? CREACTOR_SOCK_NONBLOCK : 0)
         let fd = socket(family, flags, 0)
         guard fd >= 0 else { throw .last("socket") }
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size)) }
         let bound = address.withSockAddr { bind(fd, $0, $1) }
         guard bound == 0 else {
             let error = SystemError.last("bind")

@@ -33,12 +33,12 @@ public final class TCPListener: IOHandler {
     public var exhaustionBackoff = 0.1
 
     /// `onAccept` receives each accepted non-blocking socket and owns it from then on.
-    public init(reactor: Reactor, address: SocketAddress, backlog: Int32 = 1024,
+    public init(reactor: Reactor, address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = false,
                 logger: Logger = Logger(label: "reactor.listener"),
                 onAccept: @escaping (Int32) -> Void) throws(ReactorError) {
         let fd: Int32
         do {
-            fd = try Socket.listen(on: address, backlog: backlog, nonBlocking: true)
+            fd = try Socket.listen(on: address, backlog: backlog, nonBlocking: true, reusePort: reusePort)
         } catch {
             throw .system(error)
         }

@@ -83,6 +83,40 @@ struct CLITests {
         #expect(Array(lines.dropFirst()) == ["Sending 300 bytes", "Sending 300 bytes", "Sending 53 bytes"])
     }
 
+    @Test func reactorThreadsShareThePortAndTheirPacingIsMerged() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "\(projectRoot)/.build/debug/poetry")
+        process.arguments = ["serve", "--async", "--threads", "2", "--report-lateness", "--delay", "0.001", "--num-bytes", "100",
+                             "poetry/science.txt"]
+        process.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let byte = out.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty { break }
+            line.append(byte)
+        }
+        let port = String(decoding: line, as: UTF8.self).split(separator: " ").last.flatMap { UInt16($0.dropLast(2)) } ?? 0
+        #expect(port > 0)
+        // 20 clients: the kernel hashes each onto one of the two listeners, so both threads serve some.
+        let result = try runPoetry(["get", "--async", "--quiet", Array(repeating: String(port), count: 20).joined(separator: ",")])
+        #expect(result.status == 0)
+        #expect(result.out.contains("Got 20 poems"))
+        process.terminate()
+        let report = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        // 653 bytes in sends of 100: 7 paced sends a client, from both threads' histograms together.
+        #expect(report.contains("Pacing: sends 140 late by"), "\(report)")
+
+        let blocking = try runPoetry(["serve", "--threads", "2", "poetry/science.txt"])
+        #expect(blocking.status != 0)
+        #expect(blocking.err.contains("--threads needs --async"))
+    }
+
     @Test func badInputGetsOneClearLineAndANonZeroExit() throws {
         let missing = try runPoetry(["serve", "poetry/nothere.txt"])
         #expect(missing.status != 0)
