@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Gateway streaming at scale: N concurrent /api/fetch streams (async, one poem each from a reactor-edition poetry
 server in its own process), driven by poetry-bench on the project's own reactor. Reports completions, the
-gateway's memory per stream and the p99 event delay. N defaults to 9,000: the gateway holds two descriptors per
-stream, and this machine's hard limit is 20,000.
-Usage: Benchmarks/stream_scale.py [--count 9000]
+gateway's memory per stream and the p99 event delay. N defaults to 9,990: the gateway holds two descriptors per
+stream plus a few of its own, and this machine's hard limit is 20,000 (10,000 streams would need 20,000 + 8).
+Usage: Benchmarks/stream_scale.py [--count 9990]
 """
 import argparse
 import os
@@ -27,7 +27,7 @@ def rss_kb(pid):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=9000)
+    parser.add_argument("--count", type=int, default=9990)
     opts = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
