@@ -19,7 +19,7 @@ public final class Gateway {
     private let staticFiles: StaticFiles
     private var sessions: [Int: FetchSession] = [:]
     private var nextSessionID = 1
-    private var policy: AccessPolicy
+    private let policy: AccessPolicy
     private let logger: Logger
     private var shuttingDown = false
 
@@ -44,7 +44,6 @@ public final class Gateway {
         registry = ServerRegistry(reactor: reactor, maxServers: config.maxServers)
         catalogDirectory = config.poetryDirectory
         staticFiles = StaticFiles(root: config.publicDirectory)
-        policy = AccessPolicy(loopbackOnly: config.isLoopbackOnly, boundHost: config.host, port: config.port, token: config.token)
         do {
             // The real handler needs `self`; it is set once the server exists, below.
             http = try HTTPServer(reactor: reactor, address: address, config: config.http, logger: logger) { _, writer in
@@ -57,7 +56,7 @@ public final class Gateway {
         installRoutes()
         metrics.routeNames = router.routes.map(\.pattern)
         http.setHandler { [unowned self] request, writer in self.handle(request, writer) }
-        http.onResponse = { [unowned self] writer in self.countResponse(writer) }
+        http.onResponse = { [metrics] status, route in metrics.countRequest(route: route, status: status.code) }
     }
 
     public var port: UInt16 { http.port }
@@ -84,12 +83,6 @@ public final class Gateway {
             return
         }
         router.handle(request, writer, match: match)
-    }
-
-    /// Counts each response by route and status as its head goes out.
-    private func countResponse(_ writer: HTTPResponseWriter) {
-        guard let status = writer.status else { return }
-        metrics.countRequest(route: writer.tag, status: status.code)
     }
 
     private func installRoutes() {

@@ -7,11 +7,14 @@ import Reactor
 // check, about a sixth of the server's user-space instructions per request (BENCHMARKS.md), guards nothing here.
 /// What /metrics reports, kept on the reactor thread.
 final class Metrics {
-    /// Counts keyed by route index (-1: static files and unknown paths) and status, packed in one Int: cheap to hash
-    /// on every request.
-    @exclusivity(unchecked) private var requests: [Int: Int] = [:]
-    /// Route patterns by index, for the labels.
-    var routeNames: [String] = []
+    /// Counts by route index (-1: static files and unknown paths) and status, in a flat table: counting a request
+    /// is one increment, no hashing. Row `route + 1`, column `status - 100`.
+    @exclusivity(unchecked) private var requests: [Int] = []
+    private static let statuses = 500
+    /// Route patterns by index, for the labels; setting them sizes the table.
+    @exclusivity(unchecked) var routeNames: [String] = [] {
+        didSet { requests = [Int](repeating: 0, count: (routeNames.count + 1) * Self.statuses) }
+    }
     var activeFetches = 0
     var activeStreams = 0
     var poetryBytesReceived = 0
@@ -21,12 +24,17 @@ final class Metrics {
     var eventDelay = LatencyHistogram()
 
     func countRequest(route: Int, status: Int) {
-        requests[(route + 1) << 16 | status, default: 0] += 1
+        let row = route >= 0 && route < routeNames.count ? route + 1 : 0
+        guard (100..<100 + Self.statuses).contains(status) else { return }
+        requests[row * Self.statuses + status - 100] += 1
     }
 
-    private func label(_ key: Int) -> (route: String, status: Int) {
-        let route = (key >> 16) - 1
-        return (route >= 0 && route < routeNames.count ? routeNames[route] : "static", key & 0xFFFF)
+    /// The non-zero counts as ((route label, status), count), ordered by route then status.
+    private var requestCounts: [((route: String, status: Int), Int)] {
+        requests.indices.filter { requests[$0] > 0 }.map { index in
+            let row = index / Self.statuses
+            return ((row == 0 ? "static" : routeNames[row - 1], index % Self.statuses + 100), requests[index])
+        }
     }
 
     /// Prometheus text exposition format, version 0.0.4.
@@ -36,7 +44,7 @@ final class Metrics {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for sample in samples { out += "\(name)\(sample.labels) \(sample.value)\n" }
         }
-        let requestSamples = requests.map { (label($0.key), $0.value) }
+        let requestSamples = requestCounts
             .sorted { ($0.0.route, $0.0.status) < ($1.0.route, $1.0.status) }
             .map { (labels: "{route=\"\($0.0.route)\",status=\"\($0.0.status)\"}", value: String($0.1)) }
         metric("poetry_http_requests_total", "counter", "HTTP requests answered, by route and status.", requestSamples)

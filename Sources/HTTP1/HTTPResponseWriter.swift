@@ -165,7 +165,7 @@ public final class HTTPResponseWriter {
     /// runs while no buffer of ours is being written).
     private func announce(_ status: HTTPStatus, _ server: HTTPServer) {
         self.status = status
-        server.onResponse?(self)
+        server.onResponse?(status, tag)
     }
 
     /// Room the head needs: the fixed lines (status, Date, Server, framing, Connection) fit in 256 bytes with the

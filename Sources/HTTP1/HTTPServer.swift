@@ -30,9 +30,9 @@ public final class HTTPServer {
     /// Reused to build every response head and chunk frame on this server: no allocation per response.
     let output = OutputArea(capacity: 16 * 1024)
     @exclusivity(unchecked) public internal(set) var stats = HTTPServerStats()
-    /// Called as each response head is written (status known): one hook for the whole server, no closure per
-    /// request.
-    @exclusivity(unchecked) public var onResponse: ((HTTPResponseWriter) -> Void)?
+    /// Called as each response head is written, with its status and the writer's `tag`: one hook for the whole
+    /// server, no closure per request.
+    @exclusivity(unchecked) public var onResponse: ((_ status: HTTPStatus, _ tag: Int) -> Void)?
     let logger: Logger
 
     public init(reactor: Reactor, address: SocketAddress, config: HTTPServerConfig = HTTPServerConfig(),

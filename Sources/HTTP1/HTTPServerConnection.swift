@@ -31,6 +31,7 @@ final class HTTPServerConnection: ConnectionHandler {
 
     init(server: HTTPServer) {
         self.server = server
+        reactor = server.reactor
         let config = server.config
         parser = HTTPRequestParser(limits: config.limits)
         idleTimeout = MonotonicClock.nanoseconds(fromSeconds: config.idleTimeout)
@@ -38,7 +39,9 @@ final class HTTPServerConnection: ConnectionHandler {
         bodyTimeout = MonotonicClock.nanoseconds(fromSeconds: config.bodyTimeout)
     }
 
-    var reactor: Reactor { server.reactor }
+    /// unowned(unsafe): every use is inside a callback of this reactor's own loop, which is running and so alive;
+    /// a checked reference would cost two atomic operations on each of the three deadline moves per request.
+    private unowned(unsafe) let reactor: Reactor
 
     func connectionMade(_ connection: TCPConnection) {
         transport = connection
@@ -220,7 +223,8 @@ final class HTTPServerConnection: ConnectionHandler {
         case .body: timeout = bodyTimeout
         case .linger: timeout = 2_000_000_000
         }
-        deadline = MonotonicClock.now() &+ timeout
+        // The loop's wake-up time, not a fresh reading: these timeouts are seconds long.
+        deadline = reactor.wokeAt &+ timeout
         // One timer per connection, moved only when the deadline comes sooner; a later deadline is picked up
         // when the timer fires early. No timer churn per request.
         if timer?.isPending != true || deadline < armedDeadline {

@@ -98,6 +98,19 @@ enum HeadParser {
                                expectsContinue: expectsContinue && framing != .none, framing: framing)
     }
 
+    /// Where the run of `set`'s bytes starting at `range`'s start ends.
+    @inline(__always)
+    private static func span(_ head: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, of set: ByteSet) -> Int {
+        var index = range.lowerBound
+        while index < range.upperBound && set.contains(head[index]) { index += 1 }
+        return index
+    }
+
+    /// The first `byte` in `range`, for error messages that say what went wrong.
+    private static func find(_ byte: UInt8, _ head: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+        range.first { head[$0] == byte }
+    }
+
     /// How many LFs the head holds: one per field line.
     private static func countLineFeeds(_ head: UnsafeBufferPointer<UInt8>) -> Int {
         guard let base = head.baseAddress else { return 0 }
@@ -124,13 +137,9 @@ enum HeadParser {
         guard !line.isEmpty else { throw .bad("empty header line") }
         let first = head[line.lowerBound]
         guard first != ByteClass.space && first != ByteClass.tab else { throw .bad("obsolete line folding (obs-fold) is not allowed") }
-        let token = ByteClass.token
-        var colon = line.lowerBound
-        while colon < line.upperBound && token.contains(head[colon]) { colon += 1 }
+        let colon = span(head, line.lowerBound..<line.upperBound, of: ByteClass.token)
         guard colon < line.upperBound, head[colon] == ByteClass.colon else {
-            var index = colon
-            while index < line.upperBound && head[index] != ByteClass.colon { index += 1 }
-            guard index < line.upperBound else { throw .bad("header line without a colon") }
+            guard let index = find(ByteClass.colon, head, colon..<line.upperBound) else { throw .bad("header line without a colon") }
             let last = head[index - 1]
             throw .bad(last == ByteClass.space || last == ByteClass.tab ? "whitespace between a header name and its colon" : "invalid header name")
         }
@@ -164,13 +173,9 @@ enum HeadParser {
     }
 
     private static func parseRequestLine(_ head: UnsafeBufferPointer<UInt8>, _ line: Range<Int>) throws(HTTPParseError) -> RequestLine {
-        let token = ByteClass.token
-        var firstSpace = line.lowerBound
-        while firstSpace < line.upperBound && token.contains(head[firstSpace]) { firstSpace += 1 }
+        let firstSpace = span(head, line, of: ByteClass.token)
         guard firstSpace < line.upperBound, head[firstSpace] == ByteClass.space else {
-            var index = firstSpace
-            while index < line.upperBound && head[index] != ByteClass.space { index += 1 }
-            throw .bad(index < line.upperBound ? "invalid method" : "malformed request line")
+            throw .bad(find(ByteClass.space, head, firstSpace..<line.upperBound) != nil ? "invalid method" : "malformed request line")
         }
         guard firstSpace > line.lowerBound else { throw .bad("invalid method") }
         let targetClass = ByteClass.target
@@ -181,9 +186,7 @@ enum HeadParser {
             secondSpace += 1
         }
         guard secondSpace < line.upperBound, head[secondSpace] == ByteClass.space else {
-            var index = secondSpace
-            while index < line.upperBound && head[index] != ByteClass.space { index += 1 }
-            throw .bad(index < line.upperBound ? "invalid request target" : "malformed request line")
+            throw .bad(find(ByteClass.space, head, secondSpace..<line.upperBound) != nil ? "invalid request target" : "malformed request line")
         }
         guard secondSpace > firstSpace + 1 else { throw .bad("invalid request target") }
         let target = UnsafeBufferPointer(rebasing: head[(firstSpace + 1)..<secondSpace])

@@ -42,7 +42,7 @@ final class HeadBuffer: ManagedBuffer<HeadBuffer.Counts, UInt8> {
         }
     }
 
-    var fieldCount: Int { header.fieldCount }
+    var fieldCount: Int { withUnsafeMutablePointerToHeader { $0.pointee.fieldCount } }
 
     func span(_ index: Int) -> FieldSpan {
         withUnsafeMutablePointerToElements { tail in

@@ -184,6 +184,14 @@ public final class Reactor: @unchecked Sendable {
     }
 
     /// One iteration: run due timers and deferred calls, wait, dispatch.
+    /// When the loop last woke from waiting: a clock reading shared by everything dispatched in this turn, for
+    /// deadlines measured in seconds (such as a connection's timeouts) that need no fresher time.
+    public var wokeAt: UInt64 {
+        // Not inlined into other modules: there the access would carry a runtime exclusivity check again.
+        @inline(never) get { lastWake }
+    }
+    @exclusivity(unchecked) private var lastWake = MonotonicClock.now()
+
     public func runOnce() throws(ReactorError) {
         var start = MonotonicClock.now()
         runDueTimers(now: start)
@@ -195,6 +203,7 @@ public final class Reactor: @unchecked Sendable {
         readyEvents.removeAll(keepingCapacity: true)
         try backend.wait(timeoutMilliseconds: timeout, into: &readyEvents)
         start = MonotonicClock.now()
+        lastWake = start
         stats.blockedNanoseconds &+= start &- beforeWait
         stats.iterations &+= 1
 

@@ -1,10 +1,11 @@
-/// A scheduled call. Cancel it any time before it fires; cancelling afterwards does nothing.
+/// A scheduled call. Cancel it any time before it fires; cancelling afterwards does nothing. Its state is marked
+/// @exclusivity(unchecked): it lives on the reactor thread and each access is a plain read or write.
 public final class TimerHandle {
     let deadline: UInt64
     /// Breaks ties between equal deadlines: first scheduled, first fired.
     let sequence: UInt64
-    fileprivate(set) var heapIndex: Int = -1
-    var callback: (() -> Void)?
+    @exclusivity(unchecked) fileprivate(set) var heapIndex: Int = -1
+    @exclusivity(unchecked) var callback: (() -> Void)?
     weak var owner: TimerHeap?
 
     init(deadline: UInt64, sequence: UInt64, callback: @escaping () -> Void) {

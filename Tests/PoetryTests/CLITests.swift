@@ -20,14 +20,16 @@ func runPoetry(_ arguments: [String], until: ((String) -> Bool)? = nil) throws -
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
-/// Starts `poetry serve` in the background and returns it with its port, read from its first line.
-func startServe(_ arguments: [String]) throws -> (Process, UInt16) {
+/// Starts `poetry serve` in the background and returns it with its port, read from its first line; `errors`, if
+/// given, receives its standard error.
+func startServe(_ arguments: [String], errors: Pipe? = nil) throws -> (Process, UInt16) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "\(projectRoot)/.build/debug/poetry")
     process.arguments = ["serve"] + arguments
     process.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
     let out = Pipe()
     process.standardOutput = out
+    if let errors { process.standardError = errors }
     try process.run()
     var line = Data()
     while !line.contains(UInt8(ascii: "\n")) {
@@ -84,23 +86,9 @@ struct CLITests {
     }
 
     @Test func reactorThreadsShareThePortAndTheirPacingIsMerged() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "\(projectRoot)/.build/debug/poetry")
-        process.arguments = ["serve", "--async", "--threads", "2", "--report-lateness", "--delay", "0.001", "--num-bytes", "100",
-                             "poetry/science.txt"]
-        process.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
-        let out = Pipe()
         let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let byte = out.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty { break }
-            line.append(byte)
-        }
-        let port = String(decoding: line, as: UTF8.self).split(separator: " ").last.flatMap { UInt16($0.dropLast(2)) } ?? 0
+        let (process, port) = try startServe(["--async", "--threads", "2", "--report-lateness", "--delay", "0.001", "--num-bytes", "100",
+                                              "poetry/science.txt"], errors: err)
         #expect(port > 0)
         // 20 clients: the kernel hashes each onto one of the two listeners, so both threads serve some.
         let result = try runPoetry(["get", "--async", "--quiet", Array(repeating: String(port), count: 20).joined(separator: ",")])
