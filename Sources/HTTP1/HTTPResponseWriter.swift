@@ -54,7 +54,10 @@ public final class HTTPResponseWriter {
                   framing: status.code == 204 || status.code == 304 ? .noBody : .length(body.count))
         if bodyInline { body.withUnsafeBufferPointer { out.write($0) } }
         connection.write(out.bytes)
-        if bodyAllowed && !bodyInline { body.withUnsafeBytes { connection.write($0) } }
+        if bodyAllowed && !bodyInline {
+            connection.needsNoDelay()
+            body.withUnsafeBytes { connection.write($0) }
+        }
         complete()
     }
 
@@ -78,6 +81,7 @@ public final class HTTPResponseWriter {
         chunked = http11
         if !http11 { keepAlive = false }
         let server = connection.server
+        connection.needsNoDelay()
         announce(status, server)
         var out = server.output.cursor(reserving: headSize(server, status, headers))
         writeHead(into: &out, server: server, status: status, headers: headers, framing: chunked ? .chunked : .untilClose)

@@ -63,7 +63,9 @@ public final class HTTPServer {
         stats.connectionsAccepted += 1
         stats.openConnections = connections.count
         do {
-            _ = try TCPConnection(reactor: reactor, fd: fd, handler: connection)
+            // Nagle stays on until a connection needs several writes in a row (HTTPServerConnection.needsNoDelay):
+            // a one-answer connection then costs one system call less.
+            _ = try TCPConnection(reactor: reactor, fd: fd, handler: connection, noDelay: false)
         } catch {
             connections[ObjectIdentifier(connection)] = nil
             stats.openConnections = connections.count

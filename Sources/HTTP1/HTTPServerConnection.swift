@@ -18,6 +18,7 @@ final class HTTPServerConnection: ConnectionHandler {
     @exclusivity(unchecked) private var peerDoneSending = false
     /// A request was refused: the rest of what the client sends is unreliable, so the close lingers.
     @exclusivity(unchecked) private var rejected = false
+    @exclusivity(unchecked) private var requestsStarted = 0
 
     private enum Deadline { case none, idle, header, body, linger }
     @exclusivity(unchecked) private var deadlineKind = Deadline.idle
@@ -130,6 +131,9 @@ final class HTTPServerConnection: ConnectionHandler {
 
     private func dispatch(_ head: HTTPRequestHead, body: [UInt8]) {
         server.stats.requests += 1
+        requestsStarted += 1
+        // A second request means answers back to back, which Nagle could hold until the client's delayed ACK.
+        if requestsStarted == 2 { needsNoDelay() }
         setDeadline(.none)
         let writer = HTTPResponseWriter(connection: self, head: head)
         inFlight = writer
@@ -198,6 +202,11 @@ final class HTTPServerConnection: ConnectionHandler {
     }
 
     // MARK: writing, for the writer
+
+    /// Turns Nagle's algorithm off for the rest of the connection (streams, responses in several writes, pipelining).
+    func needsNoDelay() {
+        transport?.setNoDelay()
+    }
 
     func write(_ bytes: UnsafeRawBufferPointer) {
         transport?.write(bytes)

@@ -18,9 +18,15 @@ protocol PollerBackend: AnyObject {
     func add(fd: Int32, interest: Interest) throws(ReactorError)
     func modify(fd: Int32, interest: Interest) throws(ReactorError)
     func remove(fd: Int32)
+    /// Forgets a descriptor its owner is about to close.
+    func removeClosing(fd: Int32)
     /// Blocks up to `timeoutMilliseconds` (-1: no limit) and appends ready descriptors to `events`.
     func wait(timeoutMilliseconds: Int32, into events: inout [ReadyEvent]) throws(ReactorError)
     func close()
+}
+
+extension PollerBackend {
+    func removeClosing(fd: Int32) { remove(fd: fd) }
 }
 
 func makeBackend(_ kind: BackendKind) throws(ReactorError) -> any PollerBackend {

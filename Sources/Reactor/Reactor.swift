@@ -100,10 +100,15 @@ public final class Reactor: @unchecked Sendable {
     }
 
     /// Forget a descriptor. Call before closing it: events already collected for it in this iteration are dropped.
-    public func unregister(fd: Int32) {
+    /// Stops watching `fd`. `closing`: the caller closes it right after, which lets epoll skip a system call.
+    public func unregister(fd: Int32, closing: Bool = false) {
         let index = Int(fd)
         guard index < slots.count, slots[index].handler != nil else { return }
-        backend.remove(fd: fd)
+        if closing {
+            backend.removeClosing(fd: fd)
+        } else {
+            backend.remove(fd: fd)
+        }
         slots[index].handler = nil
         slots[index].interest = .none
         slots[index].generation &+= 1

@@ -30,6 +30,17 @@ public final class TCPConnection: IOHandler {
     @exclusivity(unchecked) public private(set) var isWritable = true
 
     public var isOpen: Bool { state != .closed }
+
+    /// Whether Nagle's algorithm is off (TCP_NODELAY).
+    public private(set) var noDelay = false
+
+    /// Turns Nagle's algorithm off, once: for a peer that will get several writes in a row (a stream, pipelined
+    /// answers), where Nagle would hold a small write back until the previous one is acknowledged.
+    public func setNoDelay() {
+        guard !noDelay, state != .closed else { return }
+        noDelay = true
+        Socket.setNoDelay(fd)
+    }
     public var bufferedBytes: Int { outbound.count }
     public var isReadingPaused: Bool { readingPaused }
 
@@ -44,7 +55,7 @@ public final class TCPConnection: IOHandler {
         self.reactor = reactor
         self.fd = fd
         self.handler = handler
-        if noDelay { Socket.setNoDelay(fd) }
+        if noDelay { setNoDelay() }
         do {
             if alreadyRegistered {
                 try reactor.reassign(fd: fd, interest: .read, to: self)
@@ -240,7 +251,7 @@ public final class TCPConnection: IOHandler {
     private func finish(_ reason: ConnectionLossReason) {
         guard state != .closed else { return }
         state = .closed
-        reactor.unregister(fd: fd)
+        reactor.unregister(fd: fd, closing: true)
         Glibc.close(fd)
         // Told on the next iteration, so a handler that closes never re-enters itself; then let go of it, which
         // breaks the usual handler ⇄ transport cycle.

@@ -26,6 +26,63 @@ struct TCPTests {
         #expect(lost == .done)
     }
 
+    /// Closing a transport forgets its descriptor without a separate deregistration (epoll drops closed
+    /// descriptors itself): the number, reused at once by the next connections, must register and work as new.
+    @Test(arguments: BackendKind.allCases)
+    func aClosedTransportsDescriptorNumberServesTheNextConnection(backend: BackendKind) throws {
+        let reactor = try Reactor(backend: backend)
+        let server = try listen(reactor) { EchoHandler() }
+        var descriptors: [Int32] = []
+        var echoed = 0
+        func next(_ remaining: Int) {
+            guard remaining > 0 else {
+                reactor.stop()
+                return
+            }
+            let probe = ClientProbe()
+            probe.onMade = { connection in
+                descriptors.append(connection.fd)
+                connection.write(Array("ping".utf8))
+            }
+            probe.onData = { connection, _ in
+                echoed += 1
+                connection.close()
+            }
+            probe.onLost = { _ in next(remaining - 1) }
+            probe.onFailed = { _ in reactor.stop() }
+            TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: probe)
+        }
+        next(5)
+        try runUntilStopped(reactor)
+        #expect(echoed == 5)
+        #expect(Set(descriptors).count < descriptors.count, "descriptor numbers were not reused: \(descriptors)")
+    }
+
+    @Test func noDelayIsSetOnceAndSticks() throws {
+        let reactor = try Reactor()
+        let server = try listen(reactor) { EchoHandler() }
+        var before: Int32 = -1, after: Int32 = -1
+        let probe = ClientProbe()
+        probe.onMade = { connection in
+            func option() -> Int32 {
+                var value: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(connection.fd, Int32(IPPROTO_TCP), TCP_NODELAY, &value, &length)
+                return value
+            }
+            before = option()
+            connection.setNoDelay()
+            connection.setNoDelay()
+            after = option()
+            connection.close()
+        }
+        probe.onLost = { _ in reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), noDelay: false, handler: probe)
+        try runUntilStopped(reactor)
+        #expect(before == 0)
+        #expect(after != 0)
+    }
+
     @Test(arguments: BackendKind.allCases)
     func connectionRefusedIsReported(backend: BackendKind) throws {
         let reactor = try Reactor(backend: backend)
