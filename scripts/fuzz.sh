@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
-parser_sources=(HTTPRequestParser HeadParser ByteClasses HTTPParseError HTTPStatus HTTPLimits HTTPRequestHead)
+parser_sources=(HTTPRequestParser HeadParser HeadStorage HTTPRequestHeaders ByteClasses HTTPParseError HTTPStatus HTTPLimits HTTPRequestHead)
 mkdir -p .build/fuzz artifacts/fuzz .build/fuzz/corpus
 files=()
 for name in "${parser_sources[@]}"; do files+=("Sources/HTTP1/$name.swift"); done
