@@ -197,6 +197,12 @@ public final class Gateway {
             timeout = value
         }
         let format = try FetchFormat.choose(query: request.query("format"), accept: request.headers["Accept"])
+        if request.method == "HEAD" {
+            // The head a GET would stream under, checked the same way, and no fetch: HEAD must not start work.
+            writer.startStream(status: .ok, headers: HTTPHeaders([("Content-Type", format.contentType), ("Cache-Control", "no-cache")]))
+            writer.finish()
+            return
+        }
         guard sessions.count < config.maxStreams else { throw .tooManyStreams(config.maxStreams) }
         if mode == .blocking {
             let running = sessions.values.filter { $0.mode == .blocking }.count

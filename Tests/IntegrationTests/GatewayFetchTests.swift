@@ -194,6 +194,23 @@ struct GatewayFetchTests {
         _ = done.wait(timeout: .now() + 5)
     }
 
+    @Test func headAnswersWithTheStreamsHeadAndStartsNoFetch() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let port = try gateway.startServer("science", mode: "async", numBytes: 10, delay: 0.005)["port"] as! Int
+        let head = CurlClient().request("HEAD", "\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")
+        #expect(head.status == 200)
+        #expect(head.header("Content-Type") == "application/x-ndjson")
+        #expect(head.body.isEmpty)
+        let badHead = CurlClient().request("HEAD", "\(gateway.url)/api/fetch?targets=nope")
+        #expect(badHead.status == 400)
+        let metrics = CurlClient().request("\(gateway.url)/metrics").text
+        #expect(metrics.contains("poetry_fetches_total 0"), "a HEAD started a fetch")
+        // The same URL with GET does fetch.
+        _ = CurlClient().request("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")
+        #expect(CurlClient().request("\(gateway.url)/metrics").text.contains("poetry_fetches_total 1"))
+    }
+
     @Test func tooManyTargetsIsAClear4xx() throws {
         let gateway = try TestGateway()
         defer { gateway.stop() }
