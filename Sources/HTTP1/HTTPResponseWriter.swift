@@ -4,8 +4,9 @@ import Reactor
 // overlapping ways (each access is a plain read or write with no call inside it), so the runtime exclusivity
 // check, about a sixth of the server's user-space instructions per request (BENCHMARKS.md), guards nothing here.
 public final class HTTPResponseWriter {
-    /// The request being answered; nil for the server's own error responses.
-    public let requestHead: HTTPRequestHead?
+    /// The version of the request being answered; nil for the server's own error responses. Only what the
+    /// response needs is kept from the head, so no copy of it lives as long as the writer.
+    private let requestVersion: HTTPVersion?
     /// Strong while the response is open (the connection holds this writer as in flight, a cycle both ends break:
     /// the connection when the response completes, the writer when it is done or the client is gone).
     @exclusivity(unchecked) private var connection: HTTPServerConnection?
@@ -26,11 +27,13 @@ public final class HTTPResponseWriter {
     /// Called once if the client disconnects before the response ends.
     @exclusivity(unchecked) public var onClientGone: (() -> Void)?
 
-    init(connection: HTTPServerConnection, head: HTTPRequestHead?) {
+    /// A writer for a request (its version, whether it may keep the connection, whether it is a HEAD), or for the
+    /// server's own refusal of one (no version: the connection closes after it).
+    init(connection: HTTPServerConnection, version: HTTPVersion? = nil, keepAlive: Bool = false, isHead: Bool = false) {
         self.connection = connection
-        self.requestHead = head
-        keepAlive = head?.keepAlive ?? false
-        suppressBody = head?.isHead ?? false
+        requestVersion = version
+        self.keepAlive = keepAlive
+        suppressBody = isHead
     }
 
     /// Whether a response may still be written and the client is still there.
@@ -77,7 +80,7 @@ public final class HTTPResponseWriter {
     /// HTTP/1.0 clients get the raw bytes and a close at the end.
     public func startStream(status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders()) {
         guard state == .pending, let connection else { return }
-        let http11 = requestHead?.version == .http1_1
+        let http11 = requestVersion == .http1_1
         chunked = http11
         if !http11 { keepAlive = false }
         let server = connection.server
@@ -199,7 +202,7 @@ public final class HTTPResponseWriter {
         if !headers.setsConnection {
             if !keepAlive {
                 out.write("Connection: close\r\n")
-            } else if requestHead?.version == .http1_0 {
+            } else if requestVersion == .http1_0 {
                 out.write("Connection: keep-alive\r\n")
             }
         }

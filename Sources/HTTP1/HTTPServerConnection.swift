@@ -135,7 +135,7 @@ final class HTTPServerConnection: ConnectionHandler {
         // A second request means answers back to back, which Nagle could hold until the client's delayed ACK.
         if requestsStarted == 2 { needsNoDelay() }
         setDeadline(.none)
-        let writer = HTTPResponseWriter(connection: self, head: head)
+        let writer = HTTPResponseWriter(connection: self, version: head.version, keepAlive: head.keepAlive, isHead: head.isHead)
         inFlight = writer
         server.handler(HTTPRequest(head: head, body: body), writer)
     }
@@ -156,7 +156,7 @@ final class HTTPServerConnection: ConnectionHandler {
     private func reject(_ error: HTTPParseError) {
         server.stats.rejectedRequests += 1
         rejected = true
-        let writer = HTTPResponseWriter(connection: self, head: nil)
+        let writer = HTTPResponseWriter(connection: self)
         inFlight = writer
         writer.respond(status: error.status, json: .error(Self.errorCode(error.status), error.message), closeAfter: true)
     }
@@ -263,7 +263,7 @@ final class HTTPServerConnection: ConnectionHandler {
         case .header, .body:
             server.stats.timeouts += 1
             // A client that started a request and stalled gets 408, then the connection closes.
-            let writer = HTTPResponseWriter(connection: self, head: nil)
+            let writer = HTTPResponseWriter(connection: self)
             inFlight = writer
             rejected = true
             let what = deadlineKind == .header ? "request head" : "request body"
