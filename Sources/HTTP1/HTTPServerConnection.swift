@@ -71,6 +71,7 @@ final class HTTPServerConnection: ConnectionHandler {
 
     func connectionLost(_ reason: ConnectionLossReason) {
         timer?.cancel()
+        armedDeadline = 0
         transport = nil
         let writer = inFlight
         inFlight = nil
@@ -236,12 +237,13 @@ final class HTTPServerConnection: ConnectionHandler {
         deadline = reactor.wokeAt &+ timeout
         // One timer per connection, moved only when the deadline comes sooner; a later deadline is picked up
         // when the timer fires early. No timer churn per request.
-        if timer?.isPending != true || deadline < armedDeadline {
+        if armedDeadline == 0 || deadline < armedDeadline {
             timer?.cancel()
             armTimer()
         }
     }
 
+    /// When the pending timer fires; 0 when none is pending (so the common case never touches the timer object).
     @exclusivity(unchecked) private var armedDeadline: UInt64 = 0
 
     private func armTimer() {
@@ -252,6 +254,7 @@ final class HTTPServerConnection: ConnectionHandler {
     }
 
     private func timerFired() {
+        armedDeadline = 0
         guard deadlineKind != .none, let transport else { return }
         if MonotonicClock.now() < deadline {
             armTimer()
