@@ -40,10 +40,15 @@ http {{
 """
 
 
+# With --pin, every server runs on CPU 1 and wrk on CPU 0, so no run depends on where the scheduler put whom.
+PIN_SERVER = []
+PIN_LOAD = []
+
+
 def run_wrk(port, duration, close):
-    args = ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/healthz"]
+    args = PIN_LOAD + ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/healthz"]
     if close:
-        args[1:1] = ["-H", "Connection: close"]
+        args[len(PIN_LOAD) + 1:len(PIN_LOAD) + 1] = ["-H", "Connection: close"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
@@ -58,7 +63,11 @@ def main():
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--peers", default="nginx,nio,asyncio,twisted")
+    parser.add_argument("--pin", action="store_true", help="servers on CPU 1, wrk on CPU 0 (taskset)")
     opts = parser.parse_args()
+    if opts.pin and shutil.which("taskset") and os.cpu_count() >= 2:
+        PIN_SERVER[:] = ["taskset", "-c", "1"]
+        PIN_LOAD[:] = ["taskset", "-c", "0"]
     wanted = set(opts.peers.split(","))
     if not shutil.which("wrk") or not shutil.which("nginx"):
         sys.exit("needs wrk and nginx: apt-get install wrk nginx-light")
@@ -66,14 +75,14 @@ def main():
     work = tempfile.mkdtemp()
     servers = {}
     gport = free_port()
-    gateway = subprocess.Popen([poetry, "gateway", "--port", str(gport), "--public-dir", os.path.join(ROOT, "public"),
+    gateway = subprocess.Popen(PIN_SERVER + [poetry, "gateway", "--port", str(gport), "--public-dir", os.path.join(ROOT, "public"),
                                 "--poetry-dir", os.path.join(ROOT, "poetry")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     servers["poetry-gateway"] = (gport, lambda: [gateway.pid])
     processes = [gateway]
 
     def start(name, args, cwd=None):
         port = free_port()
-        process = subprocess.Popen([a.format(port=port, dir=work) for a in args], cwd=cwd,
+        process = subprocess.Popen(PIN_SERVER + [a.format(port=port, dir=work) for a in args], cwd=cwd,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append(process)
         servers[name] = (port, lambda: [process.pid] + children(process.pid))
@@ -83,7 +92,7 @@ def main():
         port = free_port()
         with open(f"{work}/nginx.conf", "w") as f:
             f.write(NGINX_CONF.format(dir=work, port=port))
-        nginx = subprocess.Popen(["nginx", "-c", f"{work}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        nginx = subprocess.Popen(PIN_SERVER + ["nginx", "-c", f"{work}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append(nginx)
         servers["nginx 1 worker"] = (port, lambda: [nginx.pid] + children(nginx.pid))
     if "nio" in wanted:
