@@ -51,4 +51,16 @@ struct ByteLevelTests {
         out.write(" done")
         #expect(String(decoding: out.bytes, as: UTF8.self) == "0 7 10 200 1234567 \(Int.max) 0 1f2e done")
     }
+
+    @Test func responseHeadersAreEncodedOnceAndCannotSmuggleLines() {
+        var headers = HTTPHeaders([("Content-Type", "text/plain"), ("X-Note", "a\r\nSet-Cookie: evil=1")])
+        #expect(String(decoding: headers.encoded, as: UTF8.self) == "Content-Type: text/plain\r\nX-Note: aSet-Cookie: evil=1\r\n")
+        #expect(!headers.setsConnection)
+        headers.add("connection", "Keep-Alive, Close")
+        #expect(headers.setsConnection && headers.asksToClose)
+        #expect(headers["CONTENT-TYPE"] == "text/plain")
+        #expect(headers.values("x-note") == ["a\r\nSet-Cookie: evil=1"])  // the field keeps what was given
+        #expect(String(decoding: HTTPStatus.notFound.statusLine, as: UTF8.self) == "HTTP/1.1 404 Not Found\r\n")
+        #expect(String(decoding: HTTPStatus(299, "Odd\r\nX: y").statusLine, as: UTF8.self) == "HTTP/1.1 299 OddX: y\r\n")
+    }
 }
