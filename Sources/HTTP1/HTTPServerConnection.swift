@@ -40,9 +40,8 @@ final class HTTPServerConnection: ConnectionHandler {
         bodyTimeout = MonotonicClock.nanoseconds(fromSeconds: config.bodyTimeout)
     }
 
-    /// unowned(unsafe): every use is inside a callback of this reactor's own loop, which is running and so alive;
-    /// a checked reference would cost two atomic operations on each of the three deadline moves per request.
-    private unowned(unsafe) let reactor: Reactor
+    /// Unowned: the reactor owns the transports that own connections, never the other way round.
+    private unowned let reactor: Reactor
 
     func connectionMade(_ connection: TCPConnection) {
         transport = connection
