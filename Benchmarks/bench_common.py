@@ -100,9 +100,9 @@ def python_peers_env(packages):
     return python
 
 
-def build_nio_peer():
-    """The SwiftNIO peer (Benchmarks/peers/nio, a package of its own), or None if it does not build."""
-    package = os.path.join(ROOT, "Benchmarks/peers/nio")
+def build_swift_peer(folder, product):
+    """A Swift peer server (Benchmarks/peers/FOLDER, a package of its own), or None if it does not build."""
+    package = os.path.join(ROOT, "Benchmarks/peers", folder)
     if subprocess.run(["swift", "build", "-c", "release"], cwd=package, stdout=subprocess.DEVNULL).returncode != 0:
         return None
-    return os.path.join(package, ".build/release/NIOPeer")
+    return os.path.join(package, ".build/release", product)

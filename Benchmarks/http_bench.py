@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """HTTP benchmark: the gateway's GET /healthz against its peers, side by side, alternating: nginx (1 worker), a
-SwiftNIO server (1 event-loop thread, NIOHTTP1; Benchmarks/peers/nio), a hand-written asyncio Protocol and Twisted
-web (from PyPI, in Benchmarks/.venv).
+SwiftNIO server (1 event-loop thread, NIOHTTP1; Benchmarks/peers/nio), a Hummingbird 2 app (1 thread;
+Benchmarks/peers/hummingbird-peer), a hand-written asyncio Protocol and Twisted web (from PyPI, in Benchmarks/.venv).
 
 wrk -t1 -c64 for keep-alive; the same with `Connection: close` for connection-per-request. Server CPU per request
 comes from /proc (user + system time of the server's processes during the run). Prints medians and ratios.
-Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3] [--peers nginx,nio,asyncio,twisted]
+Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3] [--peers nginx,nio,hummingbird,asyncio,twisted] [--pin]
 """
 import argparse
 import os
@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import ROOT, build_nio_peer, build_release, python_peers_env, children, cpu_seconds, free_port, machine, median, table, wait_for_port
+from bench_common import ROOT, build_release, build_swift_peer, python_peers_env, children, cpu_seconds, free_port, machine, median, table, wait_for_port
 
 NGINX_CONF = """
 worker_processes 1;
@@ -62,7 +62,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--peers", default="nginx,nio,asyncio,twisted")
+    parser.add_argument("--peers", default="nginx,nio,hummingbird,asyncio,twisted")
     parser.add_argument("--pin", action="store_true", help="servers on CPU 1, wrk on CPU 0 (taskset)")
     opts = parser.parse_args()
     if opts.pin and shutil.which("taskset") and os.cpu_count() >= 2:
@@ -95,12 +95,14 @@ def main():
         nginx = subprocess.Popen(PIN_SERVER + ["nginx", "-c", f"{work}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append(nginx)
         servers["nginx 1 worker"] = (port, lambda: [nginx.pid] + children(nginx.pid))
-    if "nio" in wanted:
-        nio = build_nio_peer()
-        if nio:
-            start("SwiftNIO 1 thread", [nio, "{port}"])
-        else:
-            print("SwiftNIO peer did not build; left out", file=sys.stderr)
+    for key, name, folder, product in (("nio", "SwiftNIO 1 thread", "nio", "NIOPeer"),
+                                       ("hummingbird", "Hummingbird 2, 1 thread", "hummingbird-peer", "HummingbirdPeer")):
+        if key in wanted:
+            binary = build_swift_peer(folder, product)
+            if binary:
+                start(name, [binary, "{port}"])
+            else:
+                print(f"{name} did not build; left out", file=sys.stderr)
     peers_dir = os.path.join(ROOT, "Benchmarks/peers")
     if "asyncio" in wanted:
         start("asyncio Protocol", [sys.executable, os.path.join(peers_dir, "asyncio_server.py"), "{port}"])
