@@ -160,8 +160,7 @@ enum HeadParser {
 
     /// The same checks for a trailer line, which is validated and dropped.
     static func checkField(_ line: ArraySlice<UInt8>) throws(HTTPParseError) {
-        let bytes = Array(line)
-        try bytes.withUnsafeBufferPointer { (buffer) throws(HTTPParseError) in
+        try line.withUnsafeBufferPointer { (buffer) throws(HTTPParseError) in
             _ = try field(buffer, 0..<buffer.count)
         }
     }

@@ -162,21 +162,21 @@ public final class Router {
         writer.respond(status: .notFound, json: .error("not_found", "no route for \(request.path)"))
     }
 
-    /// Path segments, split on the UTF-8 bytes (no Character-by-Character walk: this runs per request).
+    /// A path's (or pattern's) segments as strings, split by the same `PathSegments` the matcher walks, so
+    /// adding, matching and extracting parameters can never disagree on where a segment is. Off the hot path:
+    /// used when a route is added and when a matched route has parameters.
     static func split(_ path: String) -> [Substring] {
-        var parts: [Substring] = []
-        let utf8 = path.utf8
-        var start = utf8.startIndex
-        var index = start
-        while index != utf8.endIndex {
-            if utf8[index] == UInt8(ascii: "/") {
-                if index != start { parts.append(Substring(path[start..<index])) }
-                start = utf8.index(after: index)
-            }
-            index = utf8.index(after: index)
+        var path = path
+        let ranges: [Range<Int>] = path.withUTF8 { bytes in
+            var parts = PathSegments(path: bytes)
+            var ranges: [Range<Int>] = []
+            while let range = parts.next() { ranges.append(range) }
+            return ranges
         }
-        if start != utf8.endIndex { parts.append(Substring(path[start..<utf8.endIndex])) }
-        return parts
+        let utf8 = path.utf8
+        return ranges.map { range in
+            path[utf8.index(utf8.startIndex, offsetBy: range.lowerBound)..<utf8.index(utf8.startIndex, offsetBy: range.upperBound)]
+        }
     }
 }
 

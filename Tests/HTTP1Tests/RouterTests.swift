@@ -35,6 +35,14 @@ struct RouterTests {
             return
         }
         #expect(purgeOnly == ["PURGE"])
+        // Patterns, paths and parameters are split by one rule: empty segments do not count anywhere.
+        let loose = Router()
+        loose.get("/files//{name}/") { _, _, _ in }
+        guard case .route(0, let named) = loose.match(method: "GET", path: "//files/a%2Eb//") else {
+            Issue.record("a path with doubled slashes did not match")
+            return
+        }
+        #expect(named["name"] == "a.b")
         guard case .route(let index, let found) = router.match(method: "GET", path: "/api/servers/7") else {
             Issue.record("GET /api/servers/7 did not match")
             return
