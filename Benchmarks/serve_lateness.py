@@ -2,6 +2,7 @@
 """Server fan-out: `poetry serve --async` pacing N clients (default 10,000) at 100 B every 0.1 s; reports how late
 the sends were against their deadlines (the server measures each send; the load comes from the raw-epoll client),
 for one reactor thread and for two sharing the port (--threads 2), alternating, with the median of each figure.
+Without --threads, `poetry serve --async` runs one reactor per core: the row marked "default" is that count.
 Usage: Benchmarks/serve_lateness.py [--count 10000] [--runs 3] [--threads 1,2]
 """
 import argparse
@@ -50,7 +51,8 @@ def main():
             print(f"run {run + 1}, {threads} thread(s): p50 {figures[0]} ms, p90 {figures[1]} ms, p99 {figures[2]} ms, "
                   f"worst {figures[3]} ms, client done in {figures[4]} s", flush=True)
     print(f"\nMachine: {machine()}. {opts.count} clients, 31 sends each; medians of {opts.runs} runs.\n")
-    rows = [[f"{threads}", *(f"{median([r[i] for r in runs]):.1f}" for i in range(4)), f"{median([r[4] for r in runs]):.2f}"]
+    cores = len(os.sched_getaffinity(0))
+    rows = [[f"{threads}{' (default here)' if threads == min(cores, 64) else ''}", *(f"{median([r[i] for r in runs]):.1f}" for i in range(4)), f"{median([r[4] for r in runs]):.2f}"]
             for threads, runs in results.items()]
     print(table(["reactor threads", "p50 ms", "p90 ms", "p99 ms", "worst ms", "client wall s"], rows))
 

@@ -35,7 +35,7 @@ def main():
     subprocess.run(["swift", "build", "-c", "release", "--product", "PoetryBench"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     bench = os.path.join(ROOT, ".build/release/PoetryBench")
     pport, gport = free_port(), free_port()
-    server = subprocess.Popen([poetry, "serve", "--async", "--port", str(pport), "--num-bytes", "100", "--delay", "0.1",
+    server = subprocess.Popen([poetry, "serve", "--async", "--threads", "1", "--port", str(pport), "--num-bytes", "100", "--delay", "0.1",
                                os.path.join(ROOT, "poetry/ecstasy.txt")], stdout=subprocess.DEVNULL)
     gateway = subprocess.Popen([poetry, "gateway", "--port", str(gport), "--max-connections", "20000",
                                 "--public-dir", os.path.join(ROOT, "public"), "--poetry-dir", os.path.join(ROOT, "poetry")],

@@ -32,8 +32,9 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "With --async, print how late the sends were against their deadlines when the server stops.")
     var reportLateness = false
 
-    @Option(help: "With --async, reactor threads sharing the port (SO_REUSEPORT); the kernel spreads the clients among them.")
-    var threads: Int = 1
+    @Option(help: ArgumentHelp("With --async, reactor threads sharing the port (SO_REUSEPORT); the kernel spreads the clients among them.",
+                               discussion: "Default: one per available core with --async, capped at 64."))
+    var threads: Int?
 
     @Argument(help: "The poem to serve, e.g. poetry/ecstasy.txt.")
     var poetryFile: String
@@ -42,8 +43,16 @@ struct ServeCommand: ParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("Port must be between 0 and 65535.") }
         guard numBytes > 0 else { throw ValidationError("--num-bytes must be at least 1.") }
         guard delay >= 0, delay.isFinite else { throw ValidationError("--delay must be zero or more seconds.") }
-        guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64.") }
-        guard threads == 1 || asynchronous else { throw ValidationError("--threads needs --async (the blocking server serves one client at a time).") }
+        if let threads {
+            guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64.") }
+            guard threads == 1 || asynchronous else { throw ValidationError("--threads needs --async (the blocking server serves one client at a time).") }
+        }
+    }
+
+    /// One reactor per core by default: pacing thousands of clients is kernel send work, which one core may not
+    /// keep up with (BENCHMARKS.md, server fan-out).
+    private var reactorThreads: Int {
+        threads ?? (asynchronous ? min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 64) : 1)
     }
 
     func run() throws {
@@ -73,23 +82,36 @@ struct ServeCommand: ParsableCommand {
         }
     }
 
-    private func listening(_ port: UInt16) {
-        Console.out("Serving \(poetryFile) on port \(port).")
+    private func listening(_ port: UInt16, threads: Int = 1) {
+        // The port stays last on the line: scripts read it from there.
+        Console.out("Serving \(poetryFile)\(threads > 1 ? " with \(threads) reactor threads" : "") on port \(port).")
     }
 
     private func serveAsync(_ config: PoetryServerConfig, on loop: Reactor) throws {
+        let threads = reactorThreads
+        var config = config
+        if threads > 1 {
+            // The listeners will share the port; make sure no other server has it first.
+            let port: UInt16
+            do {
+                port = try Socket.claimPort(config.address)
+            } catch {
+                throw fail("Cannot listen on \(config.address): \(error.reason)")
+            }
+            config.address = (try? SocketAddress(host: iface, port: port)) ?? config.address
+        }
         let server: AsyncPoetryServer
         do {
             server = try AsyncPoetryServer(reactor: loop, config: config, sharingPort: threads > 1) { event in
                 if let line = event.seedLine { Console.out(line) }
             }
         } catch {
-            throw fail("Cannot listen on \(config.address): \(error)")
+            throw fail("Cannot listen on \(config.address): \(error.reasonText)")
         }
         var shared = config
         shared.address = (try? SocketAddress(host: iface, port: server.port)) ?? config.address
         let extras = try (1..<threads).map { index in try startReactorThread(index, serving: shared) }
-        listening(server.port)
+        listening(server.port, threads: threads)
         let report = reportLateness
         try loop.onSignals { _ in
             var pacing = server.pacing
@@ -123,7 +145,7 @@ struct ServeCommand: ParsableCommand {
                     if let line = event.seedLine { Console.out(line) }
                 }
             } catch {
-                failure.withLock { $0 = "Cannot listen on \(config.address): \(error)" }
+                failure.withLock { $0 = "Cannot listen on \(config.address): \((error as? ReactorError)?.reasonText ?? "\(error)")" }
                 ready.signal()
                 return
             }
@@ -166,5 +188,13 @@ private final class ReactorThread: Sendable {
 
     init(reactor: Reactor) {
         self.reactor = reactor
+    }
+}
+
+private extension ReactorError {
+    /// The system's reason alone ("Address already in use"), as the blocking server words it.
+    var reasonText: String {
+        if case .system(let error) = self { return error.reason }
+        return "\(self)"
     }
 }

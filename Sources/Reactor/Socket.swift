@@ -32,6 +32,18 @@ public enum Socket {
         return fd
     }
 
+    /// Binds a plain socket (no SO_REUSEPORT) to `address` and lets it go, returning the port it got. Listeners
+    /// that share a port with SO_REUSEPORT would also share it, silently, with another server of the same user
+    /// already there; this bind fails with EADDRINUSE in that case, so the caller can say so instead.
+    public static func claimPort(_ address: SocketAddress) throws(SystemError) -> UInt16 {
+        let fd = try makeStream(for: address, nonBlocking: false)
+        defer { close(fd) }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        guard address.withSockAddr({ bind(fd, $0, $1) }) == 0 else { throw .last("bind") }
+        return SocketAddress.local(of: fd)?.port ?? address.port
+    }
+
     /// A new TCP socket for `family`.
     public static func makeStream(for address: SocketAddress, nonBlocking: Bool) throws(SystemError) -> Int32 {
         let family = address.family == .ipv4 ? AF_INET : AF_INET6

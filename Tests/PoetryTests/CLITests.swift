@@ -105,6 +105,36 @@ struct CLITests {
         #expect(blocking.err.contains("--threads needs --async"))
     }
 
+    @Test func theAsyncServerRunsAReactorPerCoreAndNeverSharesItsPortByAccident() throws {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: "\(projectRoot)/.build/debug/poetry")
+        first.arguments = ["serve", "--async", "poetry/science.txt"]
+        first.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
+        let out = Pipe()
+        first.standardOutput = out
+        try first.run()
+        defer { first.terminate(); first.waitUntilExit() }
+        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        let threads = cores > 1 ? " with \(min(cores, 64)) reactor threads" : ""
+        #expect(line.wholeMatch(of: try Regex("Serving poetry/science.txt\(threads) on port \\d+\\.\n")) != nil, "\(line)")
+        let port = try #require(line.split(separator: " ").last.flatMap { UInt16($0.dropLast(2)) })
+        let (explicit, explicitPort) = try startServe(["--async", "--threads", "2", "poetry/science.txt"])
+        defer { explicit.terminate(); explicit.waitUntilExit() }
+
+        // SO_REUSEPORT would let a second server of ours join the port and take half its clients; it must not.
+        for taken in [port, explicitPort] {
+            let errors = Pipe()
+            let (second, secondPort) = try startServe(["--async", "--threads", "2", "--port", String(taken), "poetry/science.txt"], errors: errors)
+            if secondPort != 0 { second.terminate() }
+            second.waitUntilExit()
+            #expect(secondPort == 0, "a second server started on port \(taken)")
+            #expect(second.terminationStatus != 0)
+            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(message == "Cannot listen on 127.0.0.1:\(taken): Address already in use\n")
+        }
+    }
+
     @Test func badInputGetsOneClearLineAndANonZeroExit() throws {
         let missing = try runPoetry(["serve", "poetry/nothere.txt"])
         #expect(missing.status != 0)
