@@ -34,6 +34,9 @@ public struct HTTPRequestParser {
         case failed(HTTPParseError)
     }
     private var state = State.head
+    /// The last head's storage, refilled for the next head once the request is done with it (one allocation
+    /// fewer per request on a keep-alive connection).
+    private var spareHead: HeadBuffer?
     private var bodyReceived = 0
     /// Whether the current head's request line has ended (for the 414 check).
     private var requestLineSeen = false
@@ -126,11 +129,13 @@ public struct HTTPRequestParser {
         if buffer.count - start == 1 && buffer[start] == ByteClass.cr { return nil }
         guard let headEnd = try findHeadEnd() else { return nil }
         let headStart = start
+        var spare = spareHead.take()
         let parsed = buffer.withUnsafeBufferPointer { buffer in
             Result { () throws(HTTPParseError) in
-                try HeadParser.parse(UnsafeBufferPointer(rebasing: buffer[headStart..<headEnd]), limits: limits)
+                try HeadParser.parse(UnsafeBufferPointer(rebasing: buffer[headStart..<headEnd]), limits: limits, spare: &spare)
             }
         }
+        spareHead = spare
         let head: HTTPRequestHead
         switch parsed {
         case .success(let parsedHead): head = parsedHead

@@ -6,13 +6,18 @@ import Reactor
 /// One client connection: feeds the parser, runs requests one at a time in order (pipelined ones wait their
 /// turn), enforces the timeouts, and closes gracefully after errors.
 final class HTTPServerConnection: ConnectionHandler {
-    unowned let server: HTTPServer
+    /// Strong: a cycle with the server's table of connections, broken when the connection closes
+    /// (`connectionClosed`). An unowned reference would cost a checked retain and a release at each use, several
+    /// times a request.
+    let server: HTTPServer
     @exclusivity(unchecked) private(set) var transport: TCPConnection?
     @exclusivity(unchecked) private var parser: HTTPRequestParser
     @exclusivity(unchecked) private var currentHead: HTTPRequestHead?
     @exclusivity(unchecked) private var currentBody: [UInt8] = []
     /// The response being produced; later requests wait until it ends.
     @exclusivity(unchecked) private var inFlight: HTTPResponseWriter?
+    /// The last finished writer, reused for the next request when nothing else still holds it.
+    @exclusivity(unchecked) private var spareWriter: HTTPResponseWriter?
     @exclusivity(unchecked) private var processing = false
     @exclusivity(unchecked) private var closing = false
     @exclusivity(unchecked) private var peerDoneSending = false
@@ -32,7 +37,6 @@ final class HTTPServerConnection: ConnectionHandler {
 
     init(server: HTTPServer) {
         self.server = server
-        reactor = server.reactor
         let config = server.config
         parser = HTTPRequestParser(limits: config.limits)
         idleTimeout = MonotonicClock.nanoseconds(fromSeconds: config.idleTimeout)
@@ -40,8 +44,7 @@ final class HTTPServerConnection: ConnectionHandler {
         bodyTimeout = MonotonicClock.nanoseconds(fromSeconds: config.bodyTimeout)
     }
 
-    /// Unowned: the reactor owns the transports that own connections, never the other way round.
-    private unowned let reactor: Reactor
+    private var reactor: Reactor { server.reactor }
 
     func connectionMade(_ connection: TCPConnection) {
         transport = connection
@@ -74,6 +77,7 @@ final class HTTPServerConnection: ConnectionHandler {
         transport = nil
         let writer = inFlight
         inFlight = nil
+        spareWriter = nil
         writer?.clientGone()
         server.connectionClosed(self)
     }
@@ -135,7 +139,14 @@ final class HTTPServerConnection: ConnectionHandler {
         // A second request means answers back to back, which Nagle could hold until the client's delayed ACK.
         if requestsStarted == 2 { needsNoDelay() }
         setDeadline(.none)
-        let writer = HTTPResponseWriter(connection: self, version: head.version, keepAlive: head.keepAlive, isHead: head.isHead)
+        let writer: HTTPResponseWriter
+        if spareWriter != nil, isKnownUniquelyReferenced(&spareWriter!) {
+            writer = spareWriter.unsafelyUnwrapped
+            writer.reuse(connection: self, version: head.version, keepAlive: head.keepAlive, isHead: head.isHead)
+        } else {
+            writer = HTTPResponseWriter(connection: self, version: head.version, keepAlive: head.keepAlive, isHead: head.isHead)
+        }
+        spareWriter = nil
         inFlight = writer
         server.handler(HTTPRequest(head: head, body: body), writer)
     }
@@ -144,6 +155,7 @@ final class HTTPServerConnection: ConnectionHandler {
     func responseFinished(_ writer: HTTPResponseWriter, keepAlive: Bool) {
         guard inFlight === writer else { return }
         inFlight = nil
+        spareWriter = writer
         guard keepAlive, !peerDoneSending || parser.bufferedBytes > 0 else {
             closeGracefully(lingering: rejected)
             return

@@ -6,7 +6,9 @@ import Glibc
 /// and works out the request's framing and connection semantics.
 enum HeadParser {
     /// `head` is the request line and fields, without the empty line that ends them.
-    static func parse(_ head: UnsafeBufferPointer<UInt8>, limits: HTTPLimits) throws(HTTPParseError) -> HTTPRequestHead {
+    /// `spare`: the buffer of an earlier head, refilled for this one when nothing else holds it; on return, the
+    /// buffer this head uses.
+    static func parse(_ head: UnsafeBufferPointer<UInt8>, limits: HTTPLimits, spare: inout HeadBuffer?) throws(HTTPParseError) -> HTTPRequestHead {
         let fieldCount = countLineFeeds(head)
         if fieldCount > limits.maxHeaderCount {
             throw HTTPParseError(.headerFieldsTooLarge, "more than \(limits.maxHeaderCount) header fields")
@@ -15,7 +17,13 @@ enum HeadParser {
         guard let requestLine = lines.next() else { throw .bad("empty request") }
         let line = try parseRequestLine(head, requestLine)
         let version = line.version
-        let storage = HeadBuffer.make(copying: head, fieldCapacity: fieldCount)
+        let storage: HeadBuffer
+        if spare != nil, isKnownUniquelyReferenced(&spare!), spare.unsafelyUnwrapped.refill(copying: head, fieldCapacity: fieldCount) {
+            storage = spare.unsafelyUnwrapped
+        } else {
+            storage = HeadBuffer.make(copying: head, fieldCapacity: fieldCount)
+            spare = storage
+        }
 
         var hosts = 0
         var contentLength: Int?

@@ -15,22 +15,37 @@ final class HeadBuffer: ManagedBuffer<HeadBuffer.Counts, UInt8> {
         var byteCount: Int
         var fieldCapacity: Int
         var fieldCount: Int
+        /// Tail bytes asked for at creation: what a reuse may fill.
+        var tailCapacity: Int
     }
 
     private static let spanSize = MemoryLayout<FieldSpan>.stride
 
     /// Storage holding a copy of `bytes` with room for up to `fieldCapacity` field spans.
     static func make(copying bytes: UnsafeBufferPointer<UInt8>, fieldCapacity: Int) -> HeadBuffer {
-        let buffer = HeadBuffer.create(minimumCapacity: fieldCapacity * spanSize + bytes.count) { _ in
-            Counts(byteCount: bytes.count, fieldCapacity: fieldCapacity, fieldCount: 0)
+        // Room for a typical head at least, so the buffer can be reused for the connection's next requests.
+        let tailCapacity = max(fieldCapacity * spanSize + bytes.count, 512)
+        let buffer = HeadBuffer.create(minimumCapacity: tailCapacity) { _ in
+            Counts(byteCount: 0, fieldCapacity: 0, fieldCount: 0, tailCapacity: tailCapacity)
         }
         let storage = unsafeDowncast(buffer, to: HeadBuffer.self)
-        storage.withUnsafeMutablePointerToElements { tail in
-            if let base = bytes.baseAddress {
-                (tail + fieldCapacity * spanSize).initialize(from: base, count: bytes.count)
-            }
-        }
+        _ = storage.refill(copying: bytes, fieldCapacity: fieldCapacity)
         return storage
+    }
+
+    /// Makes this buffer hold `bytes` with room for `fieldCapacity` spans and no fields, if it fits. Only for a
+    /// buffer nothing else references (the parser checks), since heads made from it read it.
+    func refill(copying bytes: UnsafeBufferPointer<UInt8>, fieldCapacity: Int) -> Bool {
+        withUnsafeMutablePointers { counts, tail in
+            guard fieldCapacity * Self.spanSize + bytes.count <= counts.pointee.tailCapacity else { return false }
+            counts.pointee.byteCount = bytes.count
+            counts.pointee.fieldCapacity = fieldCapacity
+            counts.pointee.fieldCount = 0
+            if let base = bytes.baseAddress {
+                (tail + fieldCapacity * Self.spanSize).update(from: base, count: bytes.count)
+            }
+            return true
+        }
     }
 
     /// Records a field; only the parser calls this, before the storage is shared.
@@ -84,6 +99,8 @@ struct HeadStorage: @unchecked Sendable {
     }
 
     var fieldCount: Int { buffer.fieldCount }
+    /// Which buffer this is, for tests of its reuse.
+    var bufferIdentity: ObjectIdentifier { ObjectIdentifier(buffer) }
     func span(_ index: Int) -> FieldSpan { buffer.span(index) }
     func string(_ start: Int32, _ end: Int32) -> String { buffer.string(start, end) }
     func withBytes<R>(_ start: Int32, _ end: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {

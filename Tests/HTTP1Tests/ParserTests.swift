@@ -67,6 +67,35 @@ struct ParserTests {
         #expect(result.events.last == .end)
     }
 
+    @Test func aHeadsBufferIsRefilledOnlyWhenNothingElseHoldsIt() throws {
+        var parser = HTTPRequestParser()
+        func next(_ request: String) throws -> HTTPRequestHead {
+            parser.append(Array(request.utf8))
+            guard case .head(let head)? = try parser.next(), case .end? = try parser.next() else {
+                throw HTTPParseError(.badRequest, "no head")
+            }
+            return head
+        }
+        let first = try next("GET /first?q=1 HTTP/1.1\r\nHost: a\r\nX-Mark: one\r\n\r\n")
+        let firstBuffer = first.storage.bufferIdentity
+        // `first` is still held: the second head gets a buffer of its own and `first` reads as before.
+        var second: HTTPRequestHead? = try next("GET /second HTTP/1.1\r\nHost: b\r\nX-Mark: two, a longer value\r\nX-Other: 2\r\n\r\n")
+        #expect(second?.storage.bufferIdentity != firstBuffer)
+        #expect(first.headers["X-Mark"] == "one" && first.target == "/first?q=1" && first.headers.count == 2)
+        #expect(second?.headers["X-Mark"] == "two, a longer value" && second?.headers["X-Other"] == "2")
+        let secondBuffer = try #require(second?.storage.bufferIdentity)
+        // Once the last head is let go, the next one is written into its buffer.
+        second = nil
+        let fourth = try next("POST /fourth HTTP/1.1\r\nHost: c\r\nContent-Length: 0\r\n\r\n")
+        #expect(fourth.storage.bufferIdentity == secondBuffer)
+        #expect(fourth.method == "POST" && fourth.path == "/fourth" && fourth.headers["Host"] == "c" && fourth.headers["X-Mark"] == nil)
+        // A head larger than the buffer gets a new one.
+        let large = try next("GET / HTTP/1.1\r\nHost: d\r\nX-Big: \(String(repeating: "b", count: 2000))\r\n\r\n")
+        #expect(large.storage.bufferIdentity != secondBuffer)
+        #expect(large.headers["X-Big"]?.count == 2000)
+        withExtendedLifetime(first) {}
+    }
+
     @Test func contentLengthBody() {
         let result = parseEverySplit("POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world")
         #expect(result.error == nil)

@@ -145,6 +145,21 @@ struct HTTPServerTests {
         #expect(stream.lowerBound < third.lowerBound)
     }
 
+    @Test func aRequestOrWriterKeptByTheHandlerIsNeverRecycledForTheNextRequest() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let raw = try RawClient(port: server.port)
+        raw.send("GET /kept?q=1 HTTP/1.1\r\nHost: x\r\nX-Mark: first\r\n\r\n")
+        #expect(raw.read(for: 0.5).contains("kept 1"))
+        // A longer head on the same connection: refilling the first head's buffer would overwrite what it reads.
+        raw.send("GET /stale?q=2 HTTP/1.1\r\nHost: x\r\nX-Mark: second, and longer than the first\r\nConnection: close\r\n\r\n")
+        let reply = raw.readUntilClosed()
+        #expect(reply.closed)
+        #expect(!reply.text.contains("HTTP/1.1 409"), "\(reply.text)")
+        #expect(reply.text.hasPrefix("HTTP/1.1 200 OK"), "\(reply.text)")
+        #expect(reply.text.hasSuffix("{\"mark\":\"first\",\"path\":\"/kept\",\"query\":\"1\"}"), "\(reply.text)")
+    }
+
     @Test(arguments: [
         ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),

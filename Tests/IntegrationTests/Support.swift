@@ -70,6 +70,20 @@ final class TestHTTPServer: @unchecked Sendable {
             router.get("/items/{id}") { request, parameters, writer in
                 writer.respond(status: .ok, json: ["id": .string(parameters["id"] ?? ""), "q": .string(request.query("q") ?? "")])
             }
+            // `/kept` holds on to its request and writer; `/stale` then checks that neither was recycled for a
+            // later request on the same connection (the server reuses both only when nothing else holds them).
+            final class Kept { var items: [(HTTPRequest, HTTPResponseWriter)] = [] }
+            let kept = Kept()
+            router.get("/kept") { request, _, writer in
+                kept.items.append((request, writer))
+                writer.respond(status: .ok, text: "kept \(kept.items.count)\n")
+            }
+            router.get("/stale") { _, _, writer in
+                guard let (request, old) = kept.items.first else { return writer.respond(status: .notFound, text: "none\n") }
+                old.respond(status: .conflict, text: "the kept writer answered again\n")
+                writer.respond(status: .ok, json: ["mark": .string(request.headers["X-Mark"] ?? ""), "path": .string(request.path),
+                                                   "query": .string(request.query("q") ?? "")])
+            }
             // Five chunks, 50 ms apart: each must reach the client as it is written.
             router.get("/stream") { _, _, writer in
                 writer.startStream(headers: HTTPHeaders([("Content-Type", "text/plain")]))
