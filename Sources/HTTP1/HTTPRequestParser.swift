@@ -130,17 +130,17 @@ public struct HTTPRequestParser {
         guard let headEnd = try findHeadEnd() else { return nil }
         let headStart = start
         var spare = spareHead.take()
-        let parsed = buffer.withUnsafeBufferPointer { buffer in
-            Result { () throws(HTTPParseError) in
+        let limits = self.limits
+        let head: HTTPRequestHead
+        do {
+            head = try buffer.withUnsafeBufferPointer { (buffer) throws(HTTPParseError) in
                 try HeadParser.parse(UnsafeBufferPointer(rebasing: buffer[headStart..<headEnd]), limits: limits, spare: &spare)
             }
+        } catch {
+            spareHead = spare
+            throw fail(error)
         }
         spareHead = spare
-        let head: HTTPRequestHead
-        switch parsed {
-        case .success(let parsedHead): head = parsedHead
-        case .failure(let error): throw fail(error)
-        }
         consume(headEnd + 4 - start)
         bodyReceived = 0
         requestLineSeen = false

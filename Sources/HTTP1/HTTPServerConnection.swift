@@ -133,7 +133,8 @@ final class HTTPServerConnection: ConnectionHandler {
 
     private static let continueBytes = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
-    private func dispatch(_ head: HTTPRequestHead, body: [UInt8]) {
+    /// Consuming: the head and body move into the request, no copy of either.
+    private func dispatch(_ head: consuming HTTPRequestHead, body: consuming [UInt8]) {
         server.stats.requests += 1
         requestsStarted += 1
         // A second request means answers back to back, which Nagle could hold until the client's delayed ACK.
@@ -148,7 +149,7 @@ final class HTTPServerConnection: ConnectionHandler {
         }
         spareWriter = nil
         inFlight = writer
-        server.handler(HTTPRequest(head: head, body: body), writer)
+        server.handler(HTTPRequest(head: consume head, body: consume body), writer)
     }
 
     /// Called by the writer when its response is complete.

@@ -71,8 +71,7 @@ public final class Router {
     public func match(method: String, path: String) -> Match {
         var wanted = MethodCode(method)
         if wanted == .head { wanted = .get }
-        var path = path
-        let found: (route: Int, methodMatched: Bool)? = path.withUTF8 { bytes in
+        let found: (route: Int, methodMatched: Bool)? = Self.withBytes(of: path) { bytes in
             var pathMatched: Int?
             for index in shapes.indices where matches(shapes[index], bytes) {
                 if shapes[index].method == wanted && (wanted != .other || routes[index].method == method) {
@@ -88,13 +87,20 @@ public final class Router {
         }
         var allowed: [String] = []
         var pattern = ""
-        path.withUTF8 { bytes in
+        Self.withBytes(of: path) { bytes in
             for index in shapes.indices where matches(shapes[index], bytes) {
                 allowed.append(routes[index].method)
                 pattern = routes[index].pattern
             }
         }
         return .methodNotAllowed(allowed: allowed, pathPattern: pattern)
+    }
+
+    /// The string's UTF-8 in place (paths are native strings); a copy only for one that is not contiguous.
+    private static func withBytes<R>(of string: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = string.utf8.withContiguousStorageIfAvailable(body) { return result }
+        var copy = string
+        return copy.withUTF8(body)
     }
 
     /// Whether `path`'s non-empty '/'-separated segments fit the route's, literal for literal.
