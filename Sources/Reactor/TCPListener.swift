@@ -79,9 +79,13 @@ public final class TCPListener: IOHandler {
     }
 
     public func readable() {
-        while !paused && !closed {
+        // A bounded batch, as Twisted's `numberAccepts` does: a storm of thousands of connects would otherwise be
+        // accepted in one go while due timers wait. The level-triggered listener comes back next iteration.
+        var accepted = 0
+        while !paused && !closed && accepted < Self.acceptsPerWakeup {
             let client = acceptCall(fd)
             if client >= 0 {
+                accepted += 1
                 onAccept(client)
                 continue
             }
@@ -99,6 +103,9 @@ public final class TCPListener: IOHandler {
             }
         }
     }
+
+    /// Connections accepted per readable event at most.
+    public static let acceptsPerWakeup = 64
 
     private func descriptorsExhausted(_ code: Int32) {
         exhaustionCount += 1
