@@ -39,7 +39,7 @@ def main():
     poetry = build_release()
     client_c = build_c_client()
     port = free_port()
-    server = subprocess.Popen([poetry, "serve", "--async", "--threads", "1", "--port", str(port), "--num-bytes", "100", "--delay", "0.1",
+    server = subprocess.Popen([poetry, "serve", "--async", "--port", str(port), "--num-bytes", "100", "--delay", "0.1",
                                os.path.join(ROOT, "poetry/ecstasy.txt")], stdout=subprocess.DEVNULL)
     results = {}
     try:
