@@ -1,11 +1,48 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Reactor
 import Testing
 
-/// Tests that hold thousands of descriptors. They run in a separate `swift test --filter DescriptorHeavy` pass
+/// Tests that hold hundreds or thousands of descriptors. They run in a separate `swift test --filter DescriptorHeavy` pass
 /// (see scripts/test.sh): in the shared test process they would push other tests' descriptors past select's
 /// FD_SETSIZE.
 @Suite(.serialized)
 struct DescriptorHeavy {
+    /// A storm of connects is accepted in batches, one per loop iteration, so timers due meanwhile run between
+    /// them instead of waiting for the whole backlog.
+    @Test(arguments: BackendKind.allCases)
+    func aConnectStormIsAcceptedInBatchesBetweenTimers(backend: BackendKind) throws {
+        let reactor = try Reactor(backend: backend)
+        let storm = 200
+        var acceptsPerIteration: [UInt64: Int] = [:]
+        var accepted = 0
+        let listener = try TCPListener(reactor: reactor, address: SocketAddress(host: "127.0.0.1", port: 0)) { [unowned reactor] fd in
+            acceptsPerIteration[reactor.stats.iterations, default: 0] += 1
+            accepted += 1
+            close(fd)
+            if accepted == storm { reactor.stop() }
+        }
+        // Every connect completes in the kernel's backlog before the loop runs.
+        let clients = (0..<storm).map { _ in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            _ = address(port: listener.port).withSockAddr { connect(fd, $0, $1) }
+            return fd
+        }
+        defer { clients.forEach { close($0) } }
+        var ticks = 0
+        func tick() {
+            ticks += 1
+            if accepted < storm { reactor.callLater(0) { tick() } }
+        }
+        reactor.callLater(0) { tick() }
+        try runUntilStopped(reactor)
+        #expect(accepted == storm)
+        #expect(acceptsPerIteration.values.allSatisfy { $0 <= TCPListener.acceptsPerWakeup }, "\(acceptsPerIteration)")
+        #expect(acceptsPerIteration.count >= (storm + TCPListener.acceptsPerWakeup - 1) / TCPListener.acceptsPerWakeup)
+        #expect(ticks >= acceptsPerIteration.count, "a timer ran in each iteration with accepts: \(ticks) ticks")
+    }
+
     @Test(arguments: BackendKind.allCases)
     func fiveHundredConcurrentConnections(backend: BackendKind) throws {
         raiseDescriptorLimit(to: 4096)

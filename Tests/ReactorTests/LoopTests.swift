@@ -79,12 +79,14 @@ struct LoopTests {
             firstCalls += 1
             guard firstCalls == 1 else { return }
             reactor.unregister(fd: other.0)
-            close(other.0)
             close(other.1)
+            // dup2 closes the old read end and puts a new, empty pipe's read end on the same number at once (a
+            // plain close and pipe() could lose the number to another test's descriptor in this process).
             replacement = makePipe()
-            #expect(replacement.0 == other.0 || replacement.1 == other.0)
-            let reused = replacement.0 == other.0 ? replacement.0 : replacement.1
-            try? reactor.register(fd: reused, interest: .read, handler: PipeHandler { newcomerCalls += 1 })
+            #expect(dup2(replacement.0, other.0) == other.0)
+            close(replacement.0)
+            replacement.0 = other.0
+            try? reactor.register(fd: other.0, interest: .read, handler: PipeHandler { newcomerCalls += 1 })
             reactor.callLater(0.02) { reactor.stop() }
         }
         try reactor.register(fd: a.0, interest: .read, handler: PipeHandler { react(other: b) })
