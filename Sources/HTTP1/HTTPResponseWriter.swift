@@ -162,6 +162,10 @@ public final class HTTPResponseWriter {
 
     private func complete() {
         state = .done
+        // Neither can fire once the response is complete; dropping them lets what they captured go now rather
+        // than when the connection reuses this writer.
+        onClientGone = nil
+        onWritabilityChanged = nil
         let connection = self.connection
         self.connection = nil
         connection?.responseFinished(self, keepAlive: keepAlive)
