@@ -2,7 +2,8 @@
 """Async client fan-out: `poetry get --async` fetching N poems at once from one reactor-edition server
 (100 B every 0.1 s: 31 sends, 3.1 s a poem), against a raw-epoll C client doing the same and, with --peers, the
 Python clients people use for this (asyncio, uvloop, Twisted; from PyPI in Benchmarks/.venv), alternating.
-Reports client CPU (user + system) and peak RSS, and select/poll against epoll at 1,000.
+Reports client CPU (user + system) and peak RSS, and select/poll against epoll at 1,000 (with the C client's own
+poll against its epoll beside it: what poll(2) costs with no framework around it).
 Usage: Benchmarks/fanout_bench.py [--count 10000] [--rounds 3] [--peers asyncio,uvloop,twisted]
 """
 import argparse
@@ -59,6 +60,11 @@ def main():
                 cpu, rss, wall, out = timed(ours(1000, backend))
                 results.setdefault(f"1,000 with {backend}", []).append((cpu, rss, wall))
                 print(f"round {round_ + 1} 1,000 with {backend}: {cpu:.3f} s CPU, {wall:.2f} s wall", flush=True)
+            # The C client's own poll against its epoll: what poll(2) costs with no framework around it.
+            for mode in ("epoll", "poll"):
+                cpu, rss, wall, out = timed([client_c, str(port), "1000"] + (["poll"] if mode == "poll" else []))
+                results.setdefault(f"1,000 C raw {mode}", []).append((cpu, rss, wall))
+                print(f"round {round_ + 1} 1,000 C raw {mode}: {cpu:.3f} s CPU, {wall:.2f} s wall", flush=True)
     finally:
         server.terminate()
         server.wait()
@@ -81,6 +87,10 @@ def main():
     epoll = median([r[0] for r in results["1,000 with epoll"]])
     for backend in ("poll", "select"):
         print(f"1,000 concurrent, {backend} / epoll CPU: {median([r[0] for r in results[f'1,000 with {backend}']]) / epoll:.2f}×")
+    c_epoll = median([r[0] for r in results["1,000 C raw epoll"]])
+    c_poll = median([r[0] for r in results["1,000 C raw poll"]])
+    print(f"1,000 concurrent, the C client's poll / its epoll CPU: {c_poll / c_epoll:.2f}× (poll(2) with no framework around it); "
+          f"ours with poll / C with poll: {median([r[0] for r in results['1,000 with poll']]) / c_poll:.2f}×")
 
 
 if __name__ == "__main__":
