@@ -18,84 +18,44 @@ private let limits: HTTPLimits = {
     return limits
 }()
 
-private struct Outcome: Equatable {
-    var events: [HTTPParserEvent] = []
-    var error: HTTPParseError?
+/// An event as plain values, body parts merged so the split does not show: what a run that lets its heads go can
+/// still compare.
+private enum Logged: Equatable {
+    case head(String)
+    case body([UInt8])
+    case end
 }
 
-/// A head as plain values: what a run that does not keep its heads can still compare.
-private func describe(_ head: HTTPRequestHead) -> String {
-    let fields = head.headers.map { "\($0.name): \($0.value)" }.joined(separator: "|")
-    return "\(head.method) \(head.target) \(head.path) \(head.query ?? "-") \(head.version) \(head.keepAlive) \(head.expectsContinue) \(head.framing) [\(fields)]"
-}
-
-/// The events with each head described, for comparing runs.
-private func described(_ outcome: Outcome) -> [String] {
-    outcome.events.map { event in
-        switch event {
-        case .head(let head): return describe(head)
-        case .body(let bytes): return "body \(bytes)"
-        case .end: return "end"
+private func append(_ event: HTTPParserEvent, to log: inout [Logged]) {
+    switch event {
+    case .head(let head):
+        let fields = head.headers.map { "\($0.name): \($0.value)" }.joined(separator: "|")
+        log.append(.head("\(head.method) \(head.target) \(head.path) \(head.query ?? "-") \(head.version) \(head.keepAlive) \(head.expectsContinue) \(head.framing) [\(fields)]"))
+    case .body(let more):
+        if case .body(let earlier)? = log.last {
+            log[log.count - 1] = .body(earlier + more)
+        } else {
+            log.append(.body(more))
         }
+    case .end:
+        log.append(.end)
     }
 }
 
-/// Like `run`, but each head is described and dropped before the next is parsed.
-private func runDroppingHeads(_ bytes: ArraySlice<UInt8>, cuts: [Int]) -> (log: [String], error: HTTPParseError?) {
+/// Feeds `bytes` to a fresh parser, cut at `cuts`, handing each event over as it comes; the error, if any.
+private func feed(_ bytes: ArraySlice<UInt8>, cuts: [Int], _ each: (HTTPParserEvent) -> Void) -> HTTPParseError? {
     var parser = HTTPRequestParser(limits: limits)
-    var log: [String] = []
-    var pendingBody: [UInt8]?
-    func flushBody() {
-        if let body = pendingBody { log.append("body \(body)") }
-        pendingBody = nil
-    }
     var start = bytes.startIndex
     for cut in cuts + [bytes.endIndex] where cut >= start {
         parser.append(Array(bytes[start..<cut]))
         start = cut
         do {
-            while let event = try parser.next() {
-                switch event {
-                case .head(let head):
-                    flushBody()
-                    log.append(describe(head))
-                case .body(let more):
-                    pendingBody = (pendingBody ?? []) + more
-                case .end:
-                    flushBody()
-                    log.append("end")
-                }
-            }
+            while let event = try parser.next() { each(event) }
         } catch {
-            flushBody()
-            return (log, error)
+            return error
         }
     }
-    flushBody()
-    return (log, nil)
-}
-
-private func run(_ bytes: ArraySlice<UInt8>, cuts: [Int]) -> Outcome {
-    var parser = HTTPRequestParser(limits: limits)
-    var outcome = Outcome()
-    var start = bytes.startIndex
-    for cut in cuts + [bytes.endIndex] where cut >= start {
-        parser.append(Array(bytes[start..<cut]))
-        start = cut
-        do {
-            while let event = try parser.next() {
-                if case .body(let more) = event, case .body(let earlier)? = outcome.events.last {
-                    outcome.events[outcome.events.count - 1] = .body(earlier + more)
-                } else {
-                    outcome.events.append(event)
-                }
-            }
-        } catch {
-            outcome.error = error
-            return outcome
-        }
-    }
-    return outcome
+    return nil
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -106,26 +66,26 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let length = body.count
     let first = length == 0 ? 2 : 2 + Int(all[0]) % (length + 1)
     let second = length == 0 ? 2 : 2 + Int(all[1]) % (length + 1)
-    let whole = run(body, cuts: [])
-    let pieces = runDroppingHeads(body, cuts: [min(first, second), max(first, second)])
-    let wholeLog = described(whole)
-    precondition(wholeLog == pieces.log && whole.error == pieces.error,
-                 "split-dependent result: \(wholeLog) \(String(describing: whole.error)) vs \(pieces.log) \(String(describing: pieces.error))")
-    if let error = whole.error {
+    // The whole run keeps every head; the split run lets each go once logged, so its parser refills one buffer.
+    var heads: [HTTPRequestHead] = []
+    var whole: [Logged] = []
+    let wholeError = feed(body, cuts: []) { event in
+        if case .head(let head) = event { heads.append(head) }
+        append(event, to: &whole)
+    }
+    var pieces: [Logged] = []
+    let piecesError = feed(body, cuts: [min(first, second), max(first, second)]) { append($0, to: &pieces) }
+    precondition(whole == pieces && wholeError == piecesError,
+                 "split-dependent result: \(whole) \(String(describing: wholeError)) vs \(pieces) \(String(describing: piecesError))")
+    if let error = wholeError {
         precondition((400...599).contains(error.status.code), "refusal without a 4xx/5xx status: \(error)")
     }
-    var bodyBytes = 0
-    for event in whole.events {
-        switch event {
-        case .head(let head):
-            precondition(head.headers.count <= limits.maxHeaderCount, "too many headers accepted")
-            bodyBytes = 0
-        case .body(let part):
-            bodyBytes += part.count
-            precondition(bodyBytes <= limits.maxBodyBytes, "body over the limit accepted")
-        case .end:
-            break
-        }
+    for head in heads {
+        precondition(head.headers.count <= limits.maxHeaderCount, "too many headers accepted")
+    }
+    // Body parts are merged per request, so each logged body is one request's whole body.
+    for case .body(let bytes) in whole {
+        precondition(bytes.count <= limits.maxBodyBytes, "body over the limit accepted")
     }
     return 0
 }

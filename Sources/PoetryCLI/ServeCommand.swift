@@ -108,9 +108,8 @@ struct ServeCommand: ParsableCommand {
         } catch {
             throw fail("Cannot listen on \(config.address): \(error.reasonText)")
         }
-        var shared = config
-        shared.address = (try? SocketAddress(host: iface, port: server.port)) ?? config.address
-        let extras = try (1..<threads).map { index in try startReactorThread(index, serving: shared) }
+        // With several threads `config.address` already holds the claimed port the extra listeners join.
+        let extras = try (1..<threads).map { index in try startReactorThread(index, serving: config) }
         listening(server.port, threads: threads)
         let report = reportLateness
         try loop.onSignals { _ in
