@@ -169,56 +169,28 @@ public final class Gateway {
 
     private func startFetch(_ request: HTTPRequest, _ writer: HTTPResponseWriter) throws(GatewayError) {
         guard !shuttingDown else { throw .conflict("the gateway is shutting down") }
-        let mode: FetchMode
-        switch request.query("mode") ?? "async" {
-        case "async": mode = .async
-        case "blocking": mode = .blocking
-        case let other: throw .badRequest("unknown mode '\(other)': use async or blocking")
-        }
-        guard let targetText = request.query("targets"), !targetText.isEmpty else {
-            throw .badRequest("give targets, e.g. targets=10000,10001,127.0.0.1:10002")
-        }
-        let parts = targetText.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
-        guard parts.count <= config.maxTargets else { throw .tooManyTargets(config.maxTargets) }
-        let tasks: [FetchTask]
-        do throws(FetchTargets.ParseError) {
-            tasks = try FetchTargets.parse(parts)
-        } catch {
-            throw .badRequest("bad target: \(error.description)")
-        }
-        if !config.allowRemoteTargets, let remote = tasks.first(where: { !$0.address.isLoopback }) {
-            throw .forbidden("target \(remote.address) is outside loopback; the gateway fetches from this machine only unless started with --allow-remote-targets")
-        }
-        var timeout = config.fetchTimeout
-        if let text = request.query("timeout") {
-            guard let value = Double(text), value.isFinite, value > 0, value <= 3600 else {
-                throw .badRequest("timeout must be a number of seconds between 0 and 3600")
-            }
-            timeout = value
-        }
-        let format = try FetchFormat.choose(query: request.query("format"), accept: request.headers["Accept"])
+        let fetch = try FetchRequest.parse(request, config: config)
         if request.method == "HEAD" {
             // The head a GET would stream under, checked the same way, and no fetch: HEAD must not start work.
-            writer.startStream(status: .ok, headers: HTTPHeaders([("Content-Type", format.contentType), ("Cache-Control", "no-cache")]))
+            writer.startStream(status: .ok, headers: HTTPHeaders([("Content-Type", fetch.format.contentType), ("Cache-Control", "no-cache")]))
             writer.finish()
             return
         }
         guard sessions.count < config.maxStreams else { throw .tooManyStreams(config.maxStreams) }
-        if mode == .blocking {
+        if fetch.mode == .blocking {
             let running = sessions.values.filter { $0.mode == .blocking }.count
             guard running < config.maxBlockingFetches else { throw .tooManyBlockingFetches(config.maxBlockingFetches) }
         }
         let id = nextSessionID
         nextSessionID += 1
-        let session = FetchSession(id: id, mode: mode, format: format, writer: writer, metrics: metrics) { [unowned self] ended in
+        let session = FetchSession(id: id, mode: fetch.mode, format: fetch.format, writer: writer, metrics: metrics) { [unowned self] ended in
             sessions[ended.id] = nil
         }
         sessions[id] = session
-        session.start(tasks: tasks, timeout: timeout, reactor: reactor)
+        session.start(tasks: fetch.tasks, timeout: fetch.timeout, reactor: reactor)
     }
 
     // MARK: running
-
 
     /// Starts the seed's three servers (ecstasy at 30 bytes, fascination and science at 10, every 0.1 s).
     public func startDemoServers(delay: Double = 0.1) throws(GatewayStartError) -> [UInt16] {

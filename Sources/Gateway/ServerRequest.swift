@@ -3,7 +3,9 @@ import HTTP1
 import Poetry
 import Reactor
 
-/// The body of `POST /api/servers`. Everything but `poem` is optional; defaults are `poetry serve`'s.
+/// The body of `POST /api/servers`. Everything but `poem` is optional; defaults are `poetry serve`'s. A field the
+/// API does not know is refused by name: a typo such as `num_bytes` would otherwise start a server unlike the one
+/// asked for.
 struct ServerRequest: Decodable {
     var poem: String
     var mode: String?
@@ -12,12 +14,54 @@ struct ServerRequest: Decodable {
     var numBytes: Int?
     var delay: Double?
 
+    private enum CodingKeys: String, CodingKey, CaseIterable {
+        case poem, mode, port, iface, numBytes, delay
+    }
+
+    /// Any key of the object, to find the ones `CodingKeys` lacks.
+    private struct AnyKey: CodingKey {
+        let stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    private struct UnknownField: Error {
+        let name: String
+    }
+
+    init(poem: String, mode: String?, port: Int?, iface: String?, numBytes: Int?, delay: Double?) {
+        (self.poem, self.mode, self.port, self.iface, self.numBytes, self.delay) = (poem, mode, port, iface, numBytes, delay)
+    }
+
+    init(from decoder: any Decoder) throws {
+        if let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.first(where: { CodingKeys(stringValue: $0.stringValue) == nil }) {
+            throw UnknownField(name: unknown.stringValue)
+        }
+        let fields = try decoder.container(keyedBy: CodingKeys.self)
+        poem = try fields.decode(String.self, forKey: .poem)
+        mode = try fields.decodeIfPresent(String.self, forKey: .mode)
+        port = try fields.decodeIfPresent(Int.self, forKey: .port)
+        iface = try fields.decodeIfPresent(String.self, forKey: .iface)
+        numBytes = try fields.decodeIfPresent(Int.self, forKey: .numBytes)
+        delay = try fields.decodeIfPresent(Double.self, forKey: .delay)
+    }
+
+    private static let example = "send a JSON object such as {\"poem\":\"ecstasy\"}"
+
     static func decode(_ body: [UInt8]) throws(GatewayError) -> ServerRequest {
-        guard !body.isEmpty else { throw .badRequest("send a JSON object such as {\"poem\":\"ecstasy\"}") }
+        guard !body.isEmpty else { throw .badRequest(example) }
         do {
             return try JSONDecoder().decode(ServerRequest.self, from: Data(body))
+        } catch let error as UnknownField {
+            let known = CodingKeys.allCases.map(\.stringValue).joined(separator: ", ")
+            throw .badRequest("unknown field '\(error.name)': the fields are \(known)")
         } catch let DecodingError.keyNotFound(key, _) {
             throw .badRequest("missing field '\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
+            throw .badRequest(example)
+        } catch let DecodingError.valueNotFound(_, context) where context.codingPath.isEmpty {
+            throw .badRequest(example)
         } catch let DecodingError.typeMismatch(type, context) {
             let field = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw .badRequest("field '\(field)' must be \(Self.describe(type))")

@@ -70,6 +70,8 @@ struct GatewayAPITests {
         (#"{"poem":"science","delay":-1}"#, 400, "bad_request"),
         (#"{"poem":"science","iface":"not-an-ip"}"#, 400, "bad_request"),
         (#"{"poem":"science","iface":"0.0.0.0"}"#, 403, "forbidden"),
+        ("[1,2]", 400, "bad_request"),
+        (#"{"poem":"science","num_bytes":50}"#, 400, "bad_request"),
     ])
     func badServerRequestsAreRefusedClearly(body: String, status: Int, code: String) throws {
         let gateway = try TestGateway()
@@ -79,6 +81,17 @@ struct GatewayAPITests {
         let error = try jsonObject(response.body)
         #expect(error["error"] as? String == code)
         #expect((error["message"] as? String)?.isEmpty == false)
+    }
+
+    /// A misspelt field must not start a server unlike the one asked for: it is refused, by name.
+    @Test func anUnknownFieldIsRefusedByNameAndStartsNothing() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let response = CurlClient().request("POST", "\(gateway.url)/api/servers", body: Array(#"{"poem":"science","numbytes":50}"#.utf8))
+        #expect(response.status == 400)
+        let message = try #require(try jsonObject(response.body)["message"] as? String)
+        #expect(message.contains("'numbytes'") && message.contains("numBytes"), "\(message)")
+        #expect(try jsonArray(CurlClient().request("\(gateway.url)/api/servers").body).isEmpty)
     }
 
     @Test func aPortInUseIsAConflict() throws {

@@ -164,6 +164,8 @@ struct GatewayFetchTests {
         ("targets=1234&timeout=-1", 400),
         ("targets=8.8.8.8:53", 403),
         ("targets=10.0.0.1:80", 403),
+        ("targets=1234&timout=5", 400),
+        ("targets=1234&mode=async&mode=blocking", 400),
     ])
     func badFetchRequestsAreRefusedBeforeAnySocket(query: String, status: Int) throws {
         let gateway = try TestGateway()
@@ -172,6 +174,20 @@ struct GatewayFetchTests {
         #expect(response.status == status, "\(query) → \(response.text)")
         #expect(try jsonObject(response.body)["error"] is String)
         #expect(gateway.metric("poetry_fetches_total") == 0)
+    }
+
+    /// A misspelt parameter would otherwise fall back to its default unseen (`timout=5` fetching with 10 s).
+    @Test(arguments: [
+        ("targets=1234&timout=5", "unknown parameter 'timout'"),
+        ("targets=1234&format=ndjson&format=sse", "parameter 'format' is given more than once"),
+    ])
+    func anUnknownOrRepeatedParameterIsRefusedByName(query: String, message: String) throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let response = CurlClient().request("\(gateway.url)/api/fetch?\(query)")
+        #expect(response.status == 400)
+        let text = try #require(try jsonObject(response.body)["message"] as? String)
+        #expect(text.hasPrefix(message), "\(text)")
     }
 
     @Test func blockingFetchesAreCappedBecauseEachHoldsAThread() throws {
