@@ -53,7 +53,8 @@ public enum FetchTargets {
 
         public var description: String {
             switch self {
-            case .portNotInteger: return "Ports must be integers."
+            // The seed's words, then which address broke them: among many targets, the one to fix.
+            case .portNotInteger(let text): return "Ports must be integers: '\(text)'."
             case .invalid(let text): return "Invalid address '\(text)': expected PORT or HOST:PORT with a literal IP host."
             }
         }

@@ -142,7 +142,7 @@ struct CLITests {
 
         let ports = try runPoetry(["get", "abc"])
         #expect(ports.status != 0)
-        #expect(ports.err == "Ports must be integers.\n")
+        #expect(ports.err == "Ports must be integers: 'abc'.\n")
 
         let none = try runPoetry(["get"])
         #expect(none.status != 0)

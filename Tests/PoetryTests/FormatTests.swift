@@ -21,7 +21,7 @@ struct FormatTests {
     @Test(arguments: ["abc", "127.0.0.1:x", "10000a", "127.0.0.1:", "1.5"])
     func nonIntegerPortsAreRefusedInTheSeedsWords(text: String) {
         #expect(throws: FetchTargets.ParseError.portNotInteger(text)) { try FetchTargets.parse([text]) }
-        #expect(FetchTargets.ParseError.portNotInteger(text).description == "Ports must be integers.")
+        #expect(FetchTargets.ParseError.portNotInteger(text).description == "Ports must be integers: '\(text)'.")
     }
 
     @Test(arguments: ["0", "70000", "example.com:80", ":80"])
