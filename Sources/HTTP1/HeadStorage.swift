@@ -89,8 +89,9 @@ final class HeadBuffer: ManagedBuffer<HeadBuffer.Counts, UInt8> {
     }
 }
 
-/// A head's buffer as the head holds it. @unchecked Sendable: the parser writes the buffer before the head exists
-/// and nothing writes it after, so sharing it between threads only ever shares reads.
+/// A head's buffer as the head holds it. @unchecked Sendable: the parser writes the buffer before the head exists,
+/// and refills it for a later head only once no head holds it (`isKnownUniquelyReferenced`, whose acquiring load
+/// pairs with the releasing drop of the last other reference), so sharing a head between threads only shares reads.
 struct HeadStorage: @unchecked Sendable {
     private let buffer: HeadBuffer
 
