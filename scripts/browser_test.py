@@ -3,8 +3,8 @@
 
 Starts `poetry gateway` on a free port, sets up the seed's scenario with small delays through the page's own
 controls, races blocking against async, and checks that every task finished, the chart has its marks and the
-speedup is shown. Then replays the shareable link and checks the page at 375 px. Saves screenshots in
-artifacts/. Usage: scripts/browser_test.py [path/to/poetry]
+speedup is shown. Then replays the shareable link and checks the page at 375 px, and runs the page against a
+gateway that needs a token. Saves screenshots in artifacts/. Usage: scripts/browser_test.py [path/to/poetry]
 """
 import base64
 import json
@@ -107,6 +107,48 @@ def check_race(driver, label):
     return result
 
 
+def race_through_controls(driver, url):
+    """A person's way: the page's own controls set up the seed's scenario and race it."""
+    driver.go(url)
+    driver.wait("return document.querySelectorAll('#poem-select option').length === 4", what="poems to load")
+    driver.type("#seed-delay", "0.02")
+    driver.click("#seed-button")
+    driver.wait("return document.querySelectorAll('#targets input:checked').length === 3", what="the seed's servers")
+    driver.click("#run-both")
+    result = check_race(driver, "controls")
+    return f"{result} (screenshot {driver.screenshot('page.png')})"
+
+
+def replay_link_at_375px(driver, url):
+    """The shareable link replays the race, and the page still reads at 375 px."""
+    driver.resize(375, 1400)
+    driver.go(url + "?scenario=seed&mode=both&delay=0.02")
+    result = check_race(driver, "link")
+    width = driver.js("return document.documentElement.scrollWidth")
+    assert width <= 380, f"page is {width}px wide at 375px"
+    return f"{result} (screenshot {driver.screenshot('page-375.png')})"
+
+
+def work_with_a_token(driver, binary):
+    """A gateway that needs a token: the page takes it from the link's fragment and keeps working."""
+    secured = subprocess.Popen([binary, "gateway", "--port", "0", "--token", "page-secret", "--poetry-dir",
+                                os.path.join(ROOT, "poetry"), "--public-dir", os.path.join(ROOT, "public")],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        secured_url = re.search(r"(http://\S+/)", secured.stdout.readline()).group(1)
+        driver.resize(1280, 1500)
+        driver.go(secured_url + "?scenario=seed&mode=async&delay=0.01#token=page-secret")
+        driver.wait("return document.body.dataset.finished === 'true'", what="token: the run to finish")
+        states = driver.js("return [...document.querySelectorAll('.task')].map(t => t.dataset.state)")
+        assert states == ["done"] * 3, f"token: task states {states}"
+        errors = driver.js("return document.querySelector('#errors').textContent")
+        assert not errors.strip(), f"token: errors shown: {errors!r}"
+        return "the page starts servers and fetches"
+    finally:
+        secured.terminate()
+        secured.wait(timeout=5)
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/poetry")
     gateway = subprocess.Popen([binary, "gateway", "--port", "0", "--poetry-dir", os.path.join(ROOT, "poetry"),
@@ -116,8 +158,7 @@ def main():
     passed = failed = 0
     driver = None
     try:
-        first = gateway.stdout.readline()
-        url = re.search(r"(http://\S+/)", first).group(1)
+        url = re.search(r"(http://\S+/)", gateway.stdout.readline()).group(1)
         for _ in range(100):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{driver_port}/status", timeout=1)
@@ -125,58 +166,17 @@ def main():
             except Exception:
                 time.sleep(0.1)
         driver = WebDriver(driver_port)
-
-        # 1. A person's way: the page's own controls.
-        try:
-            driver.go(url)
-            driver.wait("return document.querySelectorAll('#poem-select option').length === 4", what="poems to load")
-            driver.type("#seed-delay", "0.02")
-            driver.click("#seed-button")
-            driver.wait("return document.querySelectorAll('#targets input:checked').length === 3", what="the seed's servers")
-            driver.click("#run-both")
-            result = check_race(driver, "controls")
-            print(f"PASS page controls: {result} (screenshot {driver.screenshot('page.png')})")
-            passed += 1
-        except Exception as error:
-            print(f"FAIL page controls: {error}")
-            driver.screenshot("page-failed.png")
-            failed += 1
-
-        # 2. The shareable link replays the race, and the page still reads at 375 px.
-        try:
-            driver.resize(375, 1400)
-            driver.go(url + "?scenario=seed&mode=both&delay=0.02")
-            result = check_race(driver, "link")
-            width = driver.js("return document.documentElement.scrollWidth")
-            assert width <= 380, f"page is {width}px wide at 375px"
-            print(f"PASS scenario link at 375px: {result} (screenshot {driver.screenshot('page-375.png')})")
-            passed += 1
-        except Exception as error:
-            print(f"FAIL scenario link at 375px: {error}")
-            driver.screenshot("page-375-failed.png")
-            failed += 1
-        # 3. A gateway that needs a token: the page takes it from the link's fragment and keeps working.
-        secured = subprocess.Popen([binary, "gateway", "--port", "0", "--token", "page-secret", "--poetry-dir",
-                                    os.path.join(ROOT, "poetry"), "--public-dir", os.path.join(ROOT, "public")],
-                                   stdout=subprocess.PIPE, text=True)
-        try:
-            secured_url = re.search(r"(http://\S+/)", secured.stdout.readline()).group(1)
-            driver.resize(1280, 1500)
-            driver.go(secured_url + "?scenario=seed&mode=async&delay=0.01#token=page-secret")
-            driver.wait("return document.body.dataset.finished === 'true'", what="token: the run to finish")
-            states = driver.js("return [...document.querySelectorAll('.task')].map(t => t.dataset.state)")
-            assert states == ["done"] * 3, f"token: task states {states}"
-            errors = driver.js("return document.querySelector('#errors').textContent")
-            assert not errors.strip(), f"token: errors shown: {errors!r}"
-            print("PASS with --token: the page starts servers and fetches")
-            passed += 1
-        except Exception as error:
-            print(f"FAIL with --token: {error}")
-            driver.screenshot("page-token-failed.png")
-            failed += 1
-        finally:
-            secured.terminate()
-            secured.wait(timeout=5)
+        checks = [("page controls", "page-failed.png", lambda: race_through_controls(driver, url)),
+                  ("scenario link at 375px", "page-375-failed.png", lambda: replay_link_at_375px(driver, url)),
+                  ("with --token", "page-token-failed.png", lambda: work_with_a_token(driver, binary))]
+        for name, failure_shot, check in checks:
+            try:
+                print(f"PASS {name}: {check()}")
+                passed += 1
+            except Exception as error:
+                print(f"FAIL {name}: {error}")
+                driver.screenshot(failure_shot)
+                failed += 1
     finally:
         if driver:
             driver.quit()
