@@ -52,6 +52,8 @@ final class Metrics {
                [("", String(http.rejectedRequests + http.timeouts))])
         metric("poetry_http_open_connections", "gauge", "HTTP connections open now.", [("", String(http.openConnections))])
         metric("poetry_http_connections_total", "counter", "HTTP connections accepted.", [("", String(http.connectionsAccepted))])
+        metric("poetry_http_connections_refused_total", "counter", "HTTP connections closed at once: the reactor could not watch them.",
+               [("", String(http.connectionsRefused))])
         metric("poetry_fetches_active", "gauge", "Fetches running now.", [("", String(activeFetches))])
         metric("poetry_fetches_total", "counter", "Fetches started.", [("", String(fetchesStarted))])
         metric("poetry_fetches_cancelled_total", "counter", "Fetches cancelled because the caller hung up.", [("", String(fetchesCancelled))])

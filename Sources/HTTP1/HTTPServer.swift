@@ -8,6 +8,8 @@ public typealias HTTPHandler = (HTTPRequest, HTTPResponseWriter) -> Void
 public struct HTTPServerStats: Sendable {
     public init() {}
     public var connectionsAccepted = 0
+    /// Accepted but closed at once because the reactor could not watch them (select past FD_SETSIZE).
+    public var connectionsRefused = 0
     public var openConnections = 0
     public var requests = 0
     public var rejectedRequests = 0
@@ -69,11 +71,27 @@ public final class HTTPServer {
         } catch {
             connections[ObjectIdentifier(connection)] = nil
             stats.openConnections = connections.count
+            stats.connectionsRefused += 1
+            reportRefusal(error)
         }
         if connections.count >= config.maxConnections && !pausedForCap {
             pausedForCap = true
             listener?.pauseAccepting()
         }
+    }
+
+    /// When the last refusal was logged, and how many came since: a flood of connections the reactor cannot
+    /// watch says so once a second, not once per connection.
+    private var lastRefusalLog: UInt64?
+    private var refusalsSinceLog = 0
+
+    private func reportRefusal(_ error: ReactorError) {
+        refusalsSinceLog += 1
+        let now = reactor.wokeAt
+        if let last = lastRefusalLog, now &- last < 1_000_000_000 { return }
+        logger.warning("closed \(refusalsSinceLog) new connection(s) the reactor cannot watch: \(error)")
+        lastRefusalLog = now
+        refusalsSinceLog = 0
     }
 
     func connectionClosed(_ connection: HTTPServerConnection) {

@@ -56,8 +56,8 @@ final class TestHTTPServer: @unchecked Sendable {
     let port: UInt16
     private let server: Confined<HTTPServer>
 
-    init(config: HTTPServerConfig = HTTPServerConfig(), publicDir: String = "\(projectRoot)/public") throws {
-        loop = try BackgroundReactor()
+    init(config: HTTPServerConfig = HTTPServerConfig(), publicDir: String = "\(projectRoot)/public", backend: BackendKind = .epoll) throws {
+        loop = try BackgroundReactor(backend: backend)
         let reactor = loop.reactor
         let built = try loop.sync { () -> Confined<HTTPServer> in
             let router = Router()
