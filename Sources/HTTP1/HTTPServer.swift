@@ -24,7 +24,9 @@ public final class HTTPServer {
     public let config: HTTPServerConfig
     @exclusivity(unchecked) private(set) var handler: HTTPHandler
     private var listener: TCPListener?
-    private var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
+    /// Open connections, each knowing its index here (`serverIndex`), so adding and removing one is O(1) with no
+    /// hashing.
+    @exclusivity(unchecked) private var connections: [HTTPServerConnection] = []
     private var pausedForCap = false
     let dateCache = HTTPDateCache()
     /// `Server: …` and its CRLF, made once.
@@ -61,7 +63,8 @@ public final class HTTPServer {
 
     private func accept(_ fd: Int32) {
         let connection = HTTPServerConnection(server: self)
-        connections[ObjectIdentifier(connection)] = connection
+        connection.serverIndex = connections.count
+        connections.append(connection)
         stats.connectionsAccepted += 1
         stats.openConnections = connections.count
         do {
@@ -69,8 +72,7 @@ public final class HTTPServer {
             // a one-answer connection then costs one system call less.
             _ = try TCPConnection(reactor: reactor, fd: fd, handler: connection, noDelay: false)
         } catch {
-            connections[ObjectIdentifier(connection)] = nil
-            stats.openConnections = connections.count
+            forget(connection)
             stats.connectionsRefused += 1
             reportRefusal(error)
         }
@@ -95,12 +97,23 @@ public final class HTTPServer {
     }
 
     func connectionClosed(_ connection: HTTPServerConnection) {
-        connections[ObjectIdentifier(connection)] = nil
-        stats.openConnections = connections.count
+        forget(connection)
         if pausedForCap && connections.count < config.maxConnections {
             pausedForCap = false
             listener?.resumeAccepting()
         }
+    }
+
+    private func forget(_ connection: HTTPServerConnection) {
+        let index = connection.serverIndex
+        guard index >= 0, index < connections.count, connections[index] === connection else { return }
+        let last = connections.removeLast()
+        if index < connections.count {
+            connections[index] = last
+            last.serverIndex = index
+        }
+        connection.serverIndex = -1
+        stats.openConnections = connections.count
     }
 
     /// Stops accepting; open connections carry on.
@@ -113,6 +126,6 @@ public final class HTTPServer {
     /// in-flight response end (e.g. a stream's last event).
     public func shutdown(finishing: (HTTPResponseWriter) -> Void = { $0.abortResponse() }) {
         stopAccepting()
-        for connection in Array(connections.values) { connection.shutdown(finishing: finishing) }
+        for connection in connections { connection.shutdown(finishing: finishing) }
     }
 }

@@ -10,6 +10,8 @@ final class HTTPServerConnection: ConnectionHandler {
     /// (`connectionClosed`). An unowned reference would cost a checked retain and a release at each use, several
     /// times a request.
     let server: HTTPServer
+    /// Where the server keeps this connection in its table (-1: not there).
+    @exclusivity(unchecked) var serverIndex = -1
     @exclusivity(unchecked) private(set) var transport: TCPConnection?
     @exclusivity(unchecked) private var parser: HTTPRequestParser
     @exclusivity(unchecked) private var currentHead: HTTPRequestHead?
@@ -48,7 +50,12 @@ final class HTTPServerConnection: ConnectionHandler {
 
     func connectionMade(_ connection: TCPConnection) {
         transport = connection
-        setDeadline(.idle)
+        deadlineKind = .idle
+        deadline = reactor.wokeAt &+ idleTimeout
+        // The timer goes off at the header deadline a first byte would set, if sooner: then that byte moves no
+        // timer (one timer per connection, not two), and a silent connection, woken early, re-arms for the rest of
+        // its idle time.
+        armTimer(at: reactor.wokeAt &+ min(idleTimeout, headerTimeout))
     }
 
     func dataReceived(_ bytes: UnsafeRawBufferPointer) {
@@ -251,25 +258,25 @@ final class HTTPServerConnection: ConnectionHandler {
         // when the timer fires early. No timer churn per request.
         if armedDeadline == 0 || deadline < armedDeadline {
             timer?.cancel()
-            armTimer()
+            armTimer(at: deadline)
         }
     }
 
     /// When the pending timer fires; 0 when none is pending (so the common case never touches the timer object).
     @exclusivity(unchecked) private var armedDeadline: UInt64 = 0
 
-    private func armTimer() {
-        armedDeadline = deadline
+    private func armTimer(at time: UInt64) {
+        armedDeadline = time
         // Unowned: connectionLost cancels the timer before the connection can go, and a weak capture would give
         // every connection a side table, slowing each retain and release on the request path.
-        timer = reactor.callAt(deadline: deadline) { [unowned self] in self.timerFired() }
+        timer = reactor.callAt(deadline: time) { [unowned self] in self.timerFired() }
     }
 
     private func timerFired() {
         armedDeadline = 0
         guard deadlineKind != .none, let transport else { return }
         if MonotonicClock.now() < deadline {
-            armTimer()
+            armTimer(at: deadline)
             return
         }
         switch deadlineKind {

@@ -42,14 +42,14 @@ enum HeadParser {
                 hosts += 1
                 guard ByteClass.host.containsAll(value) else { throw .bad("invalid Host") }
             case 14 where equalsLowercase(name, "content-length"):
-                for element in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                try forEachListElement(value) { (element) throws(HTTPParseError) in
                     let length = try parseContentLength(trimmed(element))
                     if let contentLength, contentLength != length { throw .bad("conflicting Content-Length values") }
                     contentLength = length
                 }
             case 17 where equalsLowercase(name, "transfer-encoding"):
                 sawTransferEncoding = true
-                for element in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                try forEachListElement(value) { (element) throws(HTTPParseError) in
                     let coding = trimmed(element)
                     guard !coding.isEmpty, coding.allSatisfy({ ByteClass.token.contains($0) }) else {
                         throw .bad("invalid Transfer-Encoding")
@@ -57,7 +57,7 @@ enum HeadParser {
                     transferCodings.append(String(decoding: coding, as: UTF8.self).lowercased())
                 }
             case 10 where equalsLowercase(name, "connection"):
-                for element in value.split(separator: UInt8(ascii: ",")) {
+                forEachListElement(value) { element in
                     let option = trimmed(element)
                     if equalsLowercase(option, "close") { connectionClose = true }
                     if equalsLowercase(option, "keep-alive") { connectionKeepAlive = true }
@@ -104,6 +104,18 @@ enum HeadParser {
                                target: (Int32(line.target.lowerBound), Int32(line.target.upperBound)), queryStart: queryStart,
                                version: version, keepAlive: keepAlive,
                                expectsContinue: expectsContinue && framing != .none, framing: framing)
+    }
+
+    /// Calls `body` with each comma-separated element of a field value, empty ones included, untrimmed: `split`
+    /// without the array it allocates (every `Connection: close` request has such a list).
+    @inline(__always)
+    private static func forEachListElement<E: Error>(_ value: UnsafeBufferPointer<UInt8>,
+                                                     _ body: (Slice<UnsafeBufferPointer<UInt8>>) throws(E) -> Void) throws(E) {
+        var elementStart = 0
+        for index in 0...value.count where index == value.count || value[index] == UInt8(ascii: ",") {
+            try body(value[elementStart..<index])
+            elementStart = index + 1
+        }
     }
 
     /// Where the run of `set`'s bytes starting at `range`'s start ends.

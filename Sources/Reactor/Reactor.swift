@@ -28,7 +28,14 @@ public final class Reactor: @unchecked Sendable {
 
     private let timers = TimerHeap()
     @exclusivity(unchecked) private var dueTimers: [TimerHandle] = []
-    @exclusivity(unchecked) private var soonCalls: [() -> Void] = []
+    /// A deferred call. The struct is what keeps `callSoon` to one allocation: a bare closure stored in an array is
+    /// re-wrapped to the array's generic form, a second allocation per call.
+    private struct SoonCall {
+        let run: () -> Void
+    }
+    @exclusivity(unchecked) private var soonCalls: [SoonCall] = []
+    /// The calls being run, swapped with `soonCalls` each turn so neither array is reallocated.
+    @exclusivity(unchecked) private var runningSoonCalls: [SoonCall] = []
 
     private let crossThreadQueue = Locked<[@Sendable () -> Void]>([])
     private var waker: Waker!
@@ -134,7 +141,7 @@ public final class Reactor: @unchecked Sendable {
 
     /// Runs `callback` on the loop's next iteration, never re-entrantly inside the caller.
     public func callSoon(_ callback: @escaping () -> Void) {
-        soonCalls.append(callback)
+        soonCalls.append(SoonCall(run: callback))
     }
 
     /// Runs `work` on the loop thread. Safe from any thread; wakes the loop if it is waiting.
@@ -239,9 +246,11 @@ public final class Reactor: @unchecked Sendable {
 
     private func runSoonCalls() {
         guard !soonCalls.isEmpty else { return }
-        let calls = soonCalls
-        soonCalls.removeAll(keepingCapacity: true)
-        for call in calls { call() }
+        // Calls made by these calls land in the other array and wait for the next turn. Swapping, rather than
+        // copying and clearing, keeps both buffers: clearing a buffer still shared with a copy allocates a new one.
+        swap(&soonCalls, &runningSoonCalls)
+        for index in runningSoonCalls.indices { runningSoonCalls[index].run() }
+        runningSoonCalls.removeAll(keepingCapacity: true)
     }
 
     private func dispatchReadyEvents() {

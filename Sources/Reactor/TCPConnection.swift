@@ -257,14 +257,16 @@ public final class TCPConnection: IOHandler {
         // breaks the usual handler ⇄ transport cycle.
         reactor.callSoon { [self] in
             let handler = self.handler
-            self.handler = DetachedHandler()
+            self.handler = DetachedHandler.shared
             handler.connectionLost(reason)
         }
     }
 }
 
-/// Stands in for a handler a transport has let go of.
-private final class DetachedHandler: ConnectionHandler {
+/// Stands in for a handler a transport has let go of. It has no state, so one serves every transport.
+private final class DetachedHandler: ConnectionHandler, Sendable {
+    static let shared = DetachedHandler()
+
     func connectionMade(_ connection: TCPConnection) {}
     func dataReceived(_ bytes: UnsafeRawBufferPointer) {}
     func connectionLost(_ reason: ConnectionLossReason) {}

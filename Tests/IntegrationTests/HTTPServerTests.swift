@@ -207,6 +207,28 @@ struct HTTPServerTests {
         #expect(elapsed < 1.5, "closed after \(elapsed)s")
     }
 
+    /// A connection that has sent nothing is idle, not mid-head: it lives for the idle timeout, even though its
+    /// timer first goes off at the (shorter) header timeout a first byte would set.
+    @Test func aSilentConnectionLastsItsIdleTimeoutNotTheHeaderTimeout() throws {
+        var config = HTTPServerConfig()
+        config.headerTimeout = 0.05
+        config.idleTimeout = 0.6
+        let server = try TestHTTPServer(config: config)
+        defer { server.stop() }
+        let raw = try RawClient(port: server.port)
+        let start = MonotonicClock.now()
+        let early = raw.readUntilClosed(limit: 0.3)
+        #expect(!early.closed, "closed after \(MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() - start))s, before the idle timeout")
+        let late = raw.readUntilClosed(limit: 5)
+        let elapsed = MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() - start)
+        #expect(late.closed && late.text.isEmpty, "\(late)")
+        #expect(elapsed >= 0.5, "closed after \(elapsed)s")
+        // Once a byte comes, the header timeout counts from it.
+        let trickling = try RawClient(port: server.port)
+        trickling.send("GET /hello HTTP/1.1\r\n")
+        #expect(trickling.readUntilClosed(limit: 5).text.statusCodes == [408])
+    }
+
     @Test func idleKeepAliveConnectionsAreClosed() throws {
         var config = HTTPServerConfig()
         config.idleTimeout = 0.2
@@ -253,5 +275,41 @@ struct HTTPServerTests {
         _ = first.readUntilClosed()
         first.hangUp()
         #expect(third.readUntilClosed().text.statusCodes == [200])
+    }
+
+    /// The server's table of connections forgets each one as it closes, whatever the order (it moves its last entry
+    /// into the gap), so the count and the cap stay true.
+    @Test func connectionsClosingInAnyOrderLeaveTheTableExact() throws {
+        var config = HTTPServerConfig()
+        config.maxConnections = 6
+        let server = try TestHTTPServer(config: config)
+        defer { server.stop() }
+        var clients = try (0..<6).map { _ in try RawClient(port: server.port) }
+        for client in clients { client.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") }
+        for client in clients { #expect(client.read(for: 0.1).statusCodes == [200]) }
+        #expect(server.stats.openConnections == 6)
+        // First, last, a middle one, then the rest: each removal moves a different entry.
+        for (closed, index) in [0, 4, 1].enumerated() {
+            clients.remove(at: index).hangUp()
+            let expected = 5 - closed
+            let deadline = MonotonicClock.now() + MonotonicClock.nanoseconds(fromSeconds: 5)
+            while server.stats.openConnections != expected && MonotonicClock.now() < deadline { usleep(2000) }
+            #expect(server.stats.openConnections == expected)
+        }
+        // The survivors are still served, and the freed slots take new connections up to the cap.
+        for client in clients {
+            client.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(client.read(for: 0.1).statusCodes == [200])
+        }
+        let newcomers = try (0..<3).map { _ in try RawClient(port: server.port) }
+        for client in newcomers {
+            client.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(client.read(for: 0.2).statusCodes == [200])
+        }
+        clients.forEach { $0.hangUp() }
+        newcomers.forEach { $0.hangUp() }
+        let deadline = MonotonicClock.now() + MonotonicClock.nanoseconds(fromSeconds: 5)
+        while server.stats.openConnections != 0 && MonotonicClock.now() < deadline { usleep(2000) }
+        #expect(server.stats.openConnections == 0)
     }
 }

@@ -33,6 +33,34 @@ struct LoopTests {
         #expect(reactor.stats.crossThreadCalls == UInt64(threads * perThread))
     }
 
+    /// Deferred calls run in order on the next turn; a call made by one of them waits for the turn after, so a
+    /// chain of them can never spin one iteration forever. (The loop swaps two arrays to run them: this is what
+    /// that swap must keep.)
+    @Test func callSoonRunsInOrderAndCallsMadeMeanwhileWaitATurn() throws {
+        let reactor = try Reactor()
+        var log: [(String, UInt64)] = []
+        func record(_ name: String) { log.append((name, reactor.stats.iterations)) }
+        reactor.callSoon {
+            record("a")
+            reactor.callSoon {
+                record("c")
+                reactor.callSoon {
+                    record("e")
+                    reactor.stop()
+                }
+            }
+        }
+        reactor.callSoon {
+            record("b")
+            reactor.callSoon { record("d") }
+        }
+        try runUntilStopped(reactor)
+        #expect(log.map(\.0) == ["a", "b", "c", "d", "e"])
+        let turns = log.map(\.1)
+        #expect(turns[0] == turns[1] && turns[2] == turns[3], "\(log)")
+        #expect(turns[2] > turns[1] && turns[4] > turns[3], "\(log)")
+    }
+
     @Test(.serialized, arguments: BackendKind.allCases)
     func aSignalBecomesAnOrderlyStopOnTheLoopThread(backend: BackendKind) throws {
         let reactor = try Reactor(backend: backend)
