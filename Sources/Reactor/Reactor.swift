@@ -37,7 +37,13 @@ public final class Reactor: @unchecked Sendable {
     /// The calls being run, swapped with `soonCalls` each turn so neither array is reallocated.
     @exclusivity(unchecked) private var runningSoonCalls: [SoonCall] = []
 
-    private let crossThreadQueue = Locked<[@Sendable () -> Void]>([])
+    /// A call posted from another thread; a struct for the reason `SoonCall` is one.
+    private struct PostedCall: Sendable {
+        let run: @Sendable () -> Void
+    }
+    private let crossThreadQueue = Locked<[PostedCall]>([])
+    /// The calls being run, swapped with the queue under its lock so neither array is reallocated.
+    @exclusivity(unchecked) private var runningPostedCalls: [PostedCall] = []
     private var waker: Waker!
     private var signalWatcher: SignalWatcher?
 
@@ -147,7 +153,7 @@ public final class Reactor: @unchecked Sendable {
     /// Runs `work` on the loop thread. Safe from any thread; wakes the loop if it is waiting.
     public func execute(_ work: @escaping @Sendable () -> Void) {
         let wasEmpty = crossThreadQueue.withLock { queue in
-            queue.append(work)
+            queue.append(PostedCall(run: work))
             return queue.count == 1
         }
         // One wake-up is enough for everything queued before the loop drains.
@@ -155,13 +161,11 @@ public final class Reactor: @unchecked Sendable {
     }
 
     private func drainCrossThreadQueue() {
-        let work = crossThreadQueue.withLock { queue in
-            let taken = queue
-            queue.removeAll(keepingCapacity: true)
-            return taken
-        }
-        for item in work { item() }
-        stats.crossThreadCalls &+= UInt64(work.count)
+        // The emptied array of the last drain goes back under the lock in exchange for the queued calls.
+        crossThreadQueue.withLock { queue in swap(&queue, &runningPostedCalls) }
+        for index in runningPostedCalls.indices { runningPostedCalls[index].run() }
+        stats.crossThreadCalls &+= UInt64(runningPostedCalls.count)
+        runningPostedCalls.removeAll(keepingCapacity: true)
     }
 
     // MARK: signals
