@@ -4,7 +4,9 @@ SwiftNIO server (1 event-loop thread, NIOHTTP1; Benchmarks/peers/nio), a Humming
 Benchmarks/peers/hummingbird-peer), a hand-written asyncio Protocol and Twisted web (from PyPI, in Benchmarks/.venv).
 
 wrk -t1 -c64 for keep-alive; the same with `Connection: close` for connection-per-request. Server CPU per request
-comes from /proc (user + system time of the server's processes during the run). Prints medians and ratios.
+comes from /proc (user + system time of the server's processes during the run). Every server gets a second of
+warm-up load first, and each round starts with the next server in turn. Prints medians, the ratios of the
+medians and the median of each round's own ratio (its two runs seconds apart, so host drift cancels).
 Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3] [--peers nginx,nio,hummingbird,asyncio,twisted] [--pin]
 """
 import argparse
@@ -116,9 +118,16 @@ def main():
     try:
         for port, _ in servers.values():
             wait_for_port(port)
+        # A second of load each before anything is measured, so no server's first round pays for its warm-up.
+        for port, _ in servers.values():
+            run_wrk(port, 1, False)
+        names = list(servers)
         for round_ in range(opts.rounds):
+            # Each round starts with the next server, so none always runs first (or right after the same peer).
+            order = names[round_ % len(names):] + names[:round_ % len(names)]
             for close in (False, True):
-                for name, (port, pids) in servers.items():
+                for name in order:
+                    port, pids = servers[name]
                     before = cpu_seconds(pids())
                     rps, requests, p99, errors = run_wrk(port, opts.duration, close)
                     cpu = cpu_seconds(pids()) - before
@@ -142,14 +151,17 @@ def main():
                          f"{median([x[2] for x in runs]):.2f}"])
     print(table(["server", "requests", "req/s", "CPU µs/req", "p99 ms"], rows))
     ours = results["poetry-gateway"]
+    print("Ratios: of the medians, then [the median of each round's own ratio, whose two runs were seconds apart].")
     for peer, theirs in results.items():
         if peer == "poetry-gateway":
             continue
         for kind, label in (("keep", "keep-alive"), ("close", "Connection: close")):
-            ratio = median([x[0] for x in ours[kind]]) / median([x[0] for x in theirs[kind]])
-            cpu = median([x[1] for x in ours[kind]]) / median([x[1] for x in theirs[kind]])
-            p99 = median([x[2] for x in ours[kind]]) / median([x[2] for x in theirs[kind]])
-            print(f"{label}: gateway / {peer}: throughput {ratio:.2f}×, CPU per request {cpu:.2f}×, p99 {p99:.2f}×")
+            parts = []
+            for field, what in ((0, "throughput"), (1, "CPU per request"), (2, "p99")):
+                of_medians = median([x[field] for x in ours[kind]]) / median([x[field] for x in theirs[kind]])
+                paired = median([a[field] / b[field] for a, b in zip(ours[kind], theirs[kind])])
+                parts.append(f"{what} {of_medians:.2f}× [{paired:.2f}×]")
+            print(f"{label}: gateway / {peer}: " + ", ".join(parts))
 
 
 if __name__ == "__main__":
