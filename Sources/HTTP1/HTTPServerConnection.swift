@@ -95,30 +95,31 @@ final class HTTPServerConnection: ConnectionHandler {
         guard !processing else { return }
         processing = true
         defer { processing = false }
-        while inFlight == nil && !closing, transport != nil {
-            let event: HTTPParserEvent?
+        events: while inFlight == nil && !closing, transport != nil {
             do {
-                event = try parser.next()
+                // Matched as it is returned: binding the optional first made a copy that was destroyed through
+                // the enum's value witnesses, several hundred instructions a request.
+                switch try parser.next() {
+                case .head(let head)?:
+                    if head.framing != .none { setDeadline(.body) }
+                    if head.expectsContinue {
+                        transport?.write(Self.continueBytes)
+                    }
+                    currentHead = consume head
+                case .body(let part)?:
+                    currentBody.append(contentsOf: part)
+                case .end?:
+                    guard var head = currentHead.take() else { continue }
+                    if parser.sawTrailers { head.keepAlive = false }
+                    let body = currentBody
+                    currentBody = []
+                    dispatch(consume head, body: body)
+                case nil:
+                    break events
+                }
             } catch {
                 reject(error)
                 return
-            }
-            guard let event else { break }
-            switch consume event {
-            case .head(let head):
-                if head.framing != .none { setDeadline(.body) }
-                if head.expectsContinue {
-                    transport?.write(Self.continueBytes)
-                }
-                currentHead = consume head
-            case .body(let part):
-                currentBody.append(contentsOf: part)
-            case .end:
-                guard var head = currentHead.take() else { continue }
-                if parser.sawTrailers { head.keepAlive = false }
-                let body = currentBody
-                currentBody = []
-                dispatch(consume head, body: body)
             }
         }
         guard transport != nil, !closing else { return }
