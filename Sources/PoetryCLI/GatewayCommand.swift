@@ -113,6 +113,10 @@ struct GatewayCommand: ParsableCommand {
             throw CommandFailure(message: "poetry gateway: \(error.message)")
         }
         Console.out("Poetry gateway on \(gateway.url) (reactor: \(reactor.kind))")
+        if reactor.kind == .select {
+            // Said up front rather than discovered at the thousandth client.
+            Console.out("Note: select watches only descriptors below \(FD_SETSIZE): connections and fetches past about a thousand are refused; poll and epoll have no such limit.")
+        }
         if let token = config.token, !token.isEmpty {
             // The fragment hands the token to the page without sending it anywhere.
             Console.out("Open \(gateway.url)#token=\(token) in a browser; changes need Authorization: Bearer <token>")

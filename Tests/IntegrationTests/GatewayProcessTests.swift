@@ -28,13 +28,7 @@ final class GatewayProcess {
         process.standardOutput = output
         process.standardError = errors
         try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let byte = output.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty { break }
-            line.append(byte)
-        }
-        let text = String(decoding: line, as: UTF8.self)
+        let text = Self.readLine(from: output)
         guard let match = text.firstMatch(of: /127\.0\.0\.1:(\d+)\//), let port = UInt16(match.output.1) else {
             throw TestFailure("gateway did not start: \(text)")
         }
@@ -42,6 +36,19 @@ final class GatewayProcess {
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
+
+    /// The next line the process prints on stdout (empty at the end).
+    func nextOutputLine() -> String { Self.readLine(from: output) }
+
+    private static func readLine(from pipe: Pipe) -> String {
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let byte = pipe.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty { break }
+            line.append(byte)
+        }
+        return String(decoding: line, as: UTF8.self)
+    }
 
     /// User + system CPU seconds the process has used.
     var cpuSeconds: Double {
@@ -134,6 +141,17 @@ struct GatewayProcessTests {
         // Afterwards a small fetch goes through whole.
         let again = try ndjson(CurlClient().request("\(gateway.url)/api/fetch?targets=\(port),\(port)&format=ndjson").text)
         #expect(again.last?["poems"] as? Int == 2)
+    }
+
+    /// select's descriptor ceiling is said when the gateway starts, not found out at the thousandth client.
+    @Test func aSelectGatewaySaysItsDescriptorCeilingAtStart() throws {
+        let gateway = try GatewayProcess(["--reactor", "select"])
+        defer { gateway.stop() }
+        let note = gateway.nextOutputLine()
+        #expect(note.hasPrefix("Note: select watches only descriptors below \(FD_SETSIZE)"), "\(note)")
+        let plain = try GatewayProcess()
+        defer { plain.stop() }
+        #expect(plain.nextOutputLine().hasPrefix("Open "))
     }
 
     @Test func sigtermEndsEveryOpenStreamWithAFinalEventAndExitsZero() throws {
