@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Async client fan-out: `poetry get --async` fetching N poems at once from one reactor-edition server
 (100 B every 0.1 s: 31 sends, 3.1 s a poem), against a raw-epoll C client doing the same and, with --peers, the
-Python clients people use for this (asyncio, uvloop, Twisted; from PyPI in Benchmarks/.venv), alternating.
-Reports client CPU (user + system) and peak RSS, and select/poll against epoll at 1,000 (with the C client's own
-poll against its epoll beside it: what poll(2) costs with no framework around it).
+Python clients people use for this (asyncio, uvloop, Twisted; from PyPI in Benchmarks/.venv), alternating, each
+round starting with the next client in turn. Reports client CPU (user + system) and peak RSS, and select/poll
+against epoll at 1,000 (with the C client's own poll against its epoll beside it: what poll(2) costs with no
+framework around it); ratios both of the medians and as the median of each round's own ratio.
 Usage: Benchmarks/fanout_bench.py [--count 10000] [--rounds 3] [--peers asyncio,uvloop,twisted]
 """
 import argparse
@@ -48,23 +49,26 @@ def main():
         ours = lambda n, backend="epoll": [poetry, "get", "--async", "--quiet", "--reactor", backend, "--timeout", "60", ",".join([str(port)] * n)]
         idle = timed(ours(1))
         results["idle"] = idle
+        def rotated(items, by):
+            return items[by % len(items):] + items[:by % len(items)]
+
         for round_ in range(opts.rounds):
+            # Each round starts with the next client in turn, so none always runs first (or right after the same one).
             clients = [("poetry get --async (epoll)", ours(opts.count)), ("C raw epoll", [client_c, str(port), str(opts.count)])]
             clients += [(f"Python {peer}", [python, peer_client, peer, str(port), str(opts.count)]) for peer in peers]
-            for name, args in clients:
+            for name, args in rotated(clients, round_):
                 cpu, rss, wall, out = timed(args)
                 assert f"Got {opts.count} poems" in out, out[-200:]
                 results.setdefault(name, []).append((cpu, rss, wall))
                 print(f"round {round_ + 1} {name}: {cpu:.2f} s CPU, {rss / 1024:.1f} MB peak RSS, {wall:.2f} s wall", flush=True)
-            for backend in ("epoll", "poll", "select"):
-                cpu, rss, wall, out = timed(ours(1000, backend))
-                results.setdefault(f"1,000 with {backend}", []).append((cpu, rss, wall))
-                print(f"round {round_ + 1} 1,000 with {backend}: {cpu:.3f} s CPU, {wall:.2f} s wall", flush=True)
-            # The C client's own poll against its epoll: what poll(2) costs with no framework around it.
-            for mode in ("epoll", "poll"):
-                cpu, rss, wall, out = timed([client_c, str(port), "1000"] + (["poll"] if mode == "poll" else []))
-                results.setdefault(f"1,000 C raw {mode}", []).append((cpu, rss, wall))
-                print(f"round {round_ + 1} 1,000 C raw {mode}: {cpu:.3f} s CPU, {wall:.2f} s wall", flush=True)
+            # 1,000 at once with each of our backends, and the C client's own poll against its epoll: what poll(2)
+            # costs with no framework around it.
+            small = [(f"1,000 with {backend}", ours(1000, backend)) for backend in ("epoll", "poll", "select")]
+            small += [(f"1,000 C raw {mode}", [client_c, str(port), "1000"] + (["poll"] if mode == "poll" else [])) for mode in ("epoll", "poll")]
+            for name, args in rotated(small, round_):
+                cpu, rss, wall, out = timed(args)
+                results.setdefault(name, []).append((cpu, rss, wall))
+                print(f"round {round_ + 1} {name}: {cpu:.3f} s CPU, {wall:.2f} s wall", flush=True)
     finally:
         server.terminate()
         server.wait()
@@ -80,17 +84,24 @@ def main():
     c_cpu = median([r[0] for r in results["C raw epoll"]])
     ours_rss = median([r[1] for r in results["poetry get --async (epoll)"]])
     per_connection = (ours_rss - results["idle"][1]) * 1024 / opts.count
-    print(f"\nclient CPU, ours / raw epoll C: {ours_cpu / c_cpu:.2f}×")
+    def paired(a, b):
+        """The median of each round's own ratio of a's CPU to b's: runs seconds apart, so the host's drift cancels."""
+        return median([x[0] / y[0] for x, y in zip(results[a], results[b])])
+
+    print("\nRatios: of the medians, then [the median of each round's own ratio].")
+    print(f"client CPU, ours / raw epoll C: {ours_cpu / c_cpu:.2f}× [{paired('poetry get --async (epoll)', 'C raw epoll'):.2f}×]")
     for peer in peers:
         print(f"client CPU, Python {peer} / ours: {median([r[0] for r in results[f'Python {peer}']]) / ours_cpu:.2f}×")
     print(f"peak RSS over idle ({results['idle'][1] / 1024:.1f} MB): {per_connection:.0f} bytes per connection")
     epoll = median([r[0] for r in results["1,000 with epoll"]])
     for backend in ("poll", "select"):
-        print(f"1,000 concurrent, {backend} / epoll CPU: {median([r[0] for r in results[f'1,000 with {backend}']]) / epoll:.2f}×")
+        print(f"1,000 concurrent, {backend} / epoll CPU: {median([r[0] for r in results[f'1,000 with {backend}']]) / epoll:.2f}× "
+              f"[{paired(f'1,000 with {backend}', '1,000 with epoll'):.2f}×]")
     c_epoll = median([r[0] for r in results["1,000 C raw epoll"]])
     c_poll = median([r[0] for r in results["1,000 C raw poll"]])
-    print(f"1,000 concurrent, the C client's poll / its epoll CPU: {c_poll / c_epoll:.2f}× (poll(2) with no framework around it); "
-          f"ours with poll / C with poll: {median([r[0] for r in results['1,000 with poll']]) / c_poll:.2f}×")
+    print(f"1,000 concurrent, the C client's poll / its epoll CPU: {c_poll / c_epoll:.2f}× [{paired('1,000 C raw poll', '1,000 C raw epoll'):.2f}×] "
+          f"(poll(2) with no framework around it); ours with poll / C with poll: "
+          f"{median([r[0] for r in results['1,000 with poll']]) / c_poll:.2f}× [{paired('1,000 with poll', '1,000 C raw poll'):.2f}×]")
 
 
 if __name__ == "__main__":
