@@ -130,6 +130,7 @@ public struct HTTPRequestParser {
         guard let headEnd = try findHeadEnd() else { return nil }
         let headStart = start
         var spare = spareHead.take()
+        defer { spareHead = spare }
         let limits = self.limits
         let head: HTTPRequestHead
         do {
@@ -137,10 +138,8 @@ public struct HTTPRequestParser {
                 try HeadParser.parse(UnsafeBufferPointer(rebasing: buffer[headStart..<headEnd]), limits: limits, spare: &spare)
             }
         } catch {
-            spareHead = spare
             throw fail(error)
         }
-        spareHead = spare
         consume(headEnd + 4 - start)
         bodyReceived = 0
         requestLineSeen = false

@@ -82,18 +82,12 @@ public final class HTTPServer {
         }
     }
 
-    /// When the last refusal was logged, and how many came since: a flood of connections the reactor cannot
-    /// watch says so once a second, not once per connection.
-    private var lastRefusalLog: UInt64?
-    private var refusalsSinceLog = 0
+    /// A flood of connections the reactor cannot watch says so once a second, not once per connection.
+    private var refusalLog = LogThrottle()
 
     private func reportRefusal(_ error: ReactorError) {
-        refusalsSinceLog += 1
-        let now = reactor.wokeAt
-        if let last = lastRefusalLog, now &- last < 1_000_000_000 { return }
-        logger.warning("closed \(refusalsSinceLog) new connection(s) the reactor cannot watch: \(error)")
-        lastRefusalLog = now
-        refusalsSinceLog = 0
+        guard let count = refusalLog.admit(now: reactor.wokeAt) else { return }
+        logger.warning("closed \(count) new connection(s) the reactor cannot watch: \(error)")
     }
 
     func connectionClosed(_ connection: HTTPServerConnection) {

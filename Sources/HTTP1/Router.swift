@@ -172,8 +172,7 @@ public final class Router {
     /// adding, matching and extracting parameters can never disagree on where a segment is. Off the hot path:
     /// used when a route is added and when a matched route has parameters.
     static func split(_ path: String) -> [Substring] {
-        var path = path
-        let ranges: [Range<Int>] = path.withUTF8 { bytes in
+        let ranges: [Range<Int>] = withBytes(of: path) { bytes in
             var parts = PathSegments(path: bytes)
             var ranges: [Range<Int>] = []
             while let range = parts.next() { ranges.append(range) }

@@ -16,7 +16,7 @@ public final class TCPListener: IOHandler {
     private let onAccept: (Int32) -> Void
     private var paused = false
     private var exhaustedRetry: TimerHandle?
-    private var lastExhaustionLog: UInt64 = 0
+    private var exhaustionLog = LogThrottle()
     private var closed = false
     private let logger: Logger
 
@@ -109,9 +109,7 @@ public final class TCPListener: IOHandler {
 
     private func descriptorsExhausted(_ code: Int32) {
         exhaustionCount += 1
-        let now = MonotonicClock.now()
-        if now &- lastExhaustionLog >= 1_000_000_000 {
-            lastExhaustionLog = now
+        if exhaustionLog.admit(now: MonotonicClock.now()) != nil {
             logger.warning("accept: \(SystemError("accept", errno: code).reason); pausing accepts for \(exhaustionBackoff)s")
         }
         let wasPaused = paused

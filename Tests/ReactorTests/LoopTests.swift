@@ -61,6 +61,18 @@ struct LoopTests {
         #expect(turns[2] > turns[1] && turns[4] > turns[3], "\(log)")
     }
 
+    /// A warning repeated in a flood is let through once per interval, saying how many it stands for.
+    @Test func aLogThrottleAdmitsOncePerIntervalAndCountsWhatItHeldBack() {
+        var throttle = LogThrottle(seconds: 1)
+        let second: UInt64 = 1_000_000_000
+        #expect(throttle.admit(now: 5 * second) == 1)
+        #expect(throttle.admit(now: 5 * second + 1) == nil)
+        #expect(throttle.admit(now: 5 * second + second / 2) == nil)
+        #expect(throttle.admit(now: 6 * second) == 3)
+        #expect(throttle.admit(now: 6 * second + 10) == nil)
+        #expect(throttle.admit(now: 9 * second) == 2)
+    }
+
     @Test(.serialized, arguments: BackendKind.allCases)
     func aSignalBecomesAnOrderlyStopOnTheLoopThread(backend: BackendKind) throws {
         let reactor = try Reactor(backend: backend)
