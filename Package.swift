@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layers, bottom to top: Reactor → (HTTP1, Poetry) → Gateway → the `poetry` executable.
-// Nothing below imports what is above it.
+// Layers, bottom to top: Reactor → Poetry, HTTP1 (the wire protocol: no Reactor) → HTTPServer (HTTP1 on the
+// Reactor) → Gateway → the `poetry` executable. Nothing below imports what is above it: each target lists only
+// what it may import, so the layering is enforced here, not by convention.
 let package = Package(
     name: "poetry-gateway",
     platforms: [.macOS(.v14)],
@@ -10,6 +11,7 @@ let package = Package(
         .executable(name: "poetry", targets: ["PoetryCLI"]),
         .library(name: "Reactor", targets: ["Reactor"]),
         .library(name: "HTTP1", targets: ["HTTP1"]),
+        .library(name: "HTTPServer", targets: ["HTTPServer"]),
         .library(name: "Poetry", targets: ["Poetry"]),
         .library(name: "Gateway", targets: ["Gateway"]),
     ],
@@ -21,8 +23,12 @@ let package = Package(
         .target(name: "CReactor"),
         .target(name: "Reactor", dependencies: ["CReactor", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Poetry", dependencies: ["Reactor"]),
-        .target(name: "HTTP1", dependencies: ["Reactor", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "Gateway", dependencies: ["Reactor", "HTTP1", "Poetry", .product(name: "Logging", package: "swift-log")]),
+        // The wire protocol (parser, heads, the connection state machine): bytes and times in, actions out; it
+        // cannot import the reactor, so it is tested without sockets or clocks.
+        .target(name: "HTTP1"),
+        // HTTP1 on the reactor: the transport glue, response writer, router, static files, JSON.
+        .target(name: "HTTPServer", dependencies: ["HTTP1", "Reactor", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Gateway", dependencies: ["Reactor", "HTTP1", "HTTPServer", "Poetry", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "PoetryCLI",
             dependencies: ["Reactor", "Poetry", "Gateway", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -33,9 +39,10 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
         .testTarget(name: "PoetryTests", dependencies: ["Poetry", "Reactor"]),
-        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "Reactor"]),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTP1", "Reactor"]),
         // Driven by libcurl: the HTTP server and the gateway over real sockets.
-        .testTarget(name: "IntegrationTests", dependencies: ["Gateway", "HTTP1", "Poetry", "Reactor", "CCurl"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Gateway", "HTTP1", "HTTPServer", "Poetry", "Reactor", "CCurl"]),
     ],
     swiftLanguageModes: [.v6]
 )

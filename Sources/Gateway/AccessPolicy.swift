@@ -1,4 +1,5 @@
 import HTTP1
+import HTTPServer
 
 /// Who may act. Bound to loopback, the gateway still refuses what a hostile page could make a visitor's browser
 /// do: requests naming another Host (DNS rebinding) and POST/DELETE from another Origin. With a token, mutating

@@ -1,4 +1,5 @@
 import HTTP1
+import HTTPServer
 import Poetry
 
 /// How a fetch stream is written: the CLI's lines, one JSON object per line, or Server-Sent Events.

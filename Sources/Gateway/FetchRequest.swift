@@ -1,4 +1,5 @@
 import HTTP1
+import HTTPServer
 import Poetry
 
 /// The query of `GET /api/fetch`, checked whole before any socket exists. A parameter the API does not know, or

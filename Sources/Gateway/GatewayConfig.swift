@@ -1,4 +1,5 @@
 import HTTP1
+import HTTPServer
 import Reactor
 
 /// Everything `poetry gateway` can be told. Each field is a command-line flag; defaults are the README's.

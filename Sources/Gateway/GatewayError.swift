@@ -1,4 +1,5 @@
 import HTTP1
+import HTTPServer
 import Reactor
 
 /// A request the gateway refuses, with the status and words the caller gets.

@@ -1,4 +1,5 @@
 import HTTP1
+import HTTPServer
 import Poetry
 import Reactor
 #if canImport(Glibc)

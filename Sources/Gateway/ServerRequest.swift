@@ -1,5 +1,6 @@
 import FoundationEssentials
 import HTTP1
+import HTTPServer
 import Poetry
 import Reactor
 

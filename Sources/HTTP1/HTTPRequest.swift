@@ -1,4 +1,3 @@
-import Reactor
 
 /// A complete request: its head and its whole body (bounded by the limits).
 public struct HTTPRequest: Sendable {

@@ -13,10 +13,10 @@ public struct HTTPVersion: Sendable, Equatable, CustomStringConvertible {
 /// again and again, like every `/healthz`, copies them in one piece.
 public struct HTTPHeaders: Sendable, Equatable, Sequence {
     public private(set) var fields: [(name: String, value: String)] = []
-    private(set) var encoded: [UInt8] = []
+    public private(set) var encoded: [UInt8] = []
     /// Whether a `Connection` field was given, and whether one of them says `close`.
-    private(set) var setsConnection = false
-    private(set) var asksToClose = false
+    public private(set) var setsConnection = false
+    public private(set) var asksToClose = false
 
     public init(_ fields: [(String, String)] = []) {
         for (name, value) in fields { add(name, value) }

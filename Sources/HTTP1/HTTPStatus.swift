@@ -3,7 +3,7 @@ public struct HTTPStatus: Sendable, Equatable, Hashable {
     public let code: Int
     public let reason: String
     /// `HTTP/1.1 <code> <reason>` and CRLF, made once per status so a response head starts with one copy.
-    let statusLine: [UInt8]
+    public let statusLine: [UInt8]
 
     public init(_ code: Int, _ reason: String) {
         self.code = code

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Gateway
 import HTTP1
+import HTTPServer
 import Reactor
 #if canImport(Glibc)
 import Glibc

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import HTTP1
+import HTTPServer
 import Reactor
 import Testing
 

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Gateway
 import HTTP1
+import HTTPServer
 import Reactor
 import Synchronization
 

@@ -1,3 +1,4 @@
+import HTTP1
 /// A JSON value with object keys kept in order, serialised straight to bytes.
 public indirect enum JSON: Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
     ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {

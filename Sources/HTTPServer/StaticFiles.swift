@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import HTTP1
 import Reactor
 
 /// Serves files under one directory with content types, `index.html`, ETag/If-None-Match (304), Last-Modified

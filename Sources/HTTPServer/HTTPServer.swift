@@ -1,4 +1,5 @@
 import Logging
+import HTTP1
 import Reactor
 
 /// Handles one request. Answer through the writer, now or later (on the reactor thread), once.

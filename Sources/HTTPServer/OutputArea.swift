@@ -1,3 +1,4 @@
+import HTTP1
 /// A byte area reused for every response head and chunk frame a server writes (reactor thread only): each
 /// response is built in place through a `ByteCursor`, with no array bookkeeping per append.
 final class OutputArea {

@@ -1,3 +1,4 @@
+import HTTP1
 import Reactor
 
 // @exclusivity(unchecked) marks hot-path state that is confined to the reactor thread and never accessed in

@@ -1,4 +1,5 @@
-@testable import HTTP1
+@testable import HTTPServer
+import HTTP1
 import Testing
 
 @Suite("Router, query strings and JSON")

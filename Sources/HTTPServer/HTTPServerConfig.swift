@@ -1,3 +1,4 @@
+import HTTP1
 /// How an HTTP server behaves toward its clients. Defaults are documented in the README.
 public struct HTTPServerConfig: Sendable {
     public var limits = HTTPLimits()

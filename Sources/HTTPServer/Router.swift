@@ -1,3 +1,4 @@
+import HTTP1
 /// Values captured from `{name}` segments of a route pattern, percent-decoded.
 public struct RouteParameters: Sendable {
     public var values: [String: String] = [:]

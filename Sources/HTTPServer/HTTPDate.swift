@@ -1,3 +1,4 @@
+import HTTP1
 #if canImport(Glibc)
 import Glibc
 #endif
