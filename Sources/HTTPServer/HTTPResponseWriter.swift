@@ -106,6 +106,7 @@ public final class HTTPResponseWriter {
         writeHead(into: &out, server: server, status: status, headers: headers, framing: chunked ? .chunked : .untilClose)
         connection.write(out.bytes)
         state = .streaming
+        connection.responseStarted()
     }
 
     /// Sends `bytes` now, as one chunk.

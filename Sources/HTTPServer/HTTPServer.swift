@@ -14,7 +14,12 @@ public struct HTTPServerStats: Sendable {
     public var openConnections = 0
     public var requests = 0
     public var rejectedRequests = 0
+    /// Requests answered 408 (a head or body that did not arrive in time).
     public var timeouts = 0
+    /// Connections reset because their client accepted none of the queued output for the send timeout.
+    public var sendTimeouts = 0
+    /// Idle connections closed to make room when open connections reached 90 % of the cap.
+    public var idleConnectionsEvicted = 0
 }
 
 // @exclusivity(unchecked) marks hot-path state that is confined to the reactor thread and never accessed in
@@ -23,6 +28,8 @@ public struct HTTPServerStats: Sendable {
 public final class HTTPServer {
     public let reactor: Reactor
     public let config: HTTPServerConfig
+    /// Each connection's state machine configuration, made once.
+    let connectionConfig: HTTPConnectionConfig
     @exclusivity(unchecked) private(set) var handler: HTTPHandler
     private var listener: TCPListener?
     /// Open connections, each knowing its index here (`serverIndex`), so adding and removing one is O(1) with no
@@ -44,6 +51,7 @@ public final class HTTPServer {
                 logger: Logger = Logger(label: "http"), handler: @escaping HTTPHandler) throws(ReactorError) {
         self.reactor = reactor
         self.config = config
+        connectionConfig = config.connectionConfig
         self.handler = handler
         self.logger = logger
         serverHeader = Array("Server: \(config.serverName)\r\n".utf8)
@@ -77,11 +85,36 @@ public final class HTTPServer {
             stats.connectionsRefused += 1
             reportRefusal(error)
         }
+        if connections.count - evictionsUnderway >= evictionThreshold { evictIdleConnections() }
         if connections.count >= config.maxConnections && !pausedForCap {
             pausedForCap = true
             listener?.pauseAccepting()
         }
     }
+
+    /// From here on, idle connections make room for new ones (nginx, when its connections run low, likewise closes
+    /// idle keep-alive connections).
+    private var evictionThreshold: Int {
+        config.idleEvictionShare >= 1 ? Int.max : max(1, Int(Double(config.maxConnections) * config.idleEvictionShare))
+    }
+
+    /// Closes idle connections, oldest first, until the count is below the threshold by a margin (1 % of the
+    /// cap), so the scan runs once per batch rather than once per accept.
+    private func evictIdleConnections() {
+        let target = evictionThreshold - max(1, config.maxConnections / 100)
+        let excess = connections.count - evictionsUnderway - target
+        guard excess > 0 else { return }
+        var idle = connections.filter(\.isIdleKeepAlive)
+        guard !idle.isEmpty else { return }
+        idle.sort { $0.idleSince < $1.idleSince }
+        for connection in idle.prefix(excess) where connection.evict() {
+            evictionsUnderway += 1
+            stats.idleConnectionsEvicted += 1
+        }
+    }
+
+    /// Evicted connections not yet gone (their close is reported on the next turn of the loop).
+    private var evictionsUnderway = 0
 
     /// A flood of connections the reactor cannot watch says so once a second, not once per connection.
     private var refusalLog = LogThrottle()
@@ -92,6 +125,7 @@ public final class HTTPServer {
     }
 
     func connectionClosed(_ connection: HTTPServerConnection) {
+        if connection.wasEvicted { evictionsUnderway -= 1 }
         forget(connection)
         if pausedForCap && connections.count < config.maxConnections {
             pausedForCap = false

@@ -59,6 +59,9 @@ public protocol ConnectionHandler: AnyObject {
     func readEOF() -> Bool
     /// The write buffer passed the high watermark (false) or drained below the low one (true).
     func writabilityChanged(_ writable: Bool)
+    /// Some queued output was sent; `remaining` bytes are still queued. Called only when output had to queue, so a
+    /// send deadline can measure progress.
+    func outputFlushed(remaining: Int)
     func connectionLost(_ reason: ConnectionLossReason)
     /// Only for outgoing connections that never opened.
     func connectionFailed(_ error: ConnectError)
@@ -67,5 +70,6 @@ public protocol ConnectionHandler: AnyObject {
 extension ConnectionHandler {
     public func readEOF() -> Bool { false }
     public func writabilityChanged(_ writable: Bool) {}
+    public func outputFlushed(remaining: Int) {}
     public func connectionFailed(_ error: ConnectError) {}
 }

@@ -208,7 +208,7 @@ public final class TCPConnection: IOHandler {
 
     public func writable() {
         guard state != .closed else { return }
-        let (_, code) = outbound.flush(to: fd)
+        let (written, code) = outbound.flush(to: fd)
         if code != 0 && code != EAGAIN && code != EWOULDBLOCK {
             fail(errno: code, call: "send")
             return
@@ -226,6 +226,8 @@ public final class TCPConnection: IOHandler {
             isWritable = true
             handler.writabilityChanged(true)
         }
+        // Last, so a handler that answers the progress (takes the next request, closes) sees a settled transport.
+        if written > 0 && state != .closed { handler.outputFlushed(remaining: outbound.count) }
     }
 
     /// The reactor is going away: close the socket and let go of the handler (which may hold this transport, a

@@ -1,0 +1,17 @@
+/// What a connection's owner must do next, as the state machine decides it. The owner performs it on the
+/// transport and reports back what happened (`HTTPConnectionStateMachine`'s inputs).
+public enum HTTPConnectionAction {
+    /// Hand this request to the application; report its response with `responseStarted` and `responseComplete`.
+    case dispatch(HTTPRequest)
+    /// Send `HTTP/1.1 100 Continue`: the client waits for it before sending the body.
+    case sendContinue
+    /// Answer with this error (its status and words), then the connection ends.
+    case reject(HTTPParseError)
+    /// Close once the queued output is written.
+    case close
+    /// Send FIN after the queued output and keep reading (discarding) until the peer's FIN or the linger
+    /// deadline, so unread request bytes cannot turn the close into a reset that destroys the answer.
+    case shutdownWrite
+    /// End the connection now with a reset; queued output is dropped.
+    case reset
+}

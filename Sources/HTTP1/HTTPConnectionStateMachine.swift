@@ -1,0 +1,374 @@
+/// One HTTP/1.1 server connection as a value: events in (bytes received, the peer's FIN, output queued or
+/// flushed, a deadline reached, the application's response starting and ending), actions out (`nextAction`),
+/// plus what it wants of the transport at any moment (`wantsToRead`, `deadline`). It never touches a socket or
+/// a clock: every input carries the time, so tests drive it with a manual clock and no I/O.
+///
+/// What it guarantees, whatever the client does:
+/// - **Backpressure on every path.** While queued output is above the high watermark, reading stops and no new
+///   request (pipelined or not) is taken; both resume at the low watermark. A connection thus holds at most one
+///   head buffer, one body (the body limit), the pipelined bytes allowed plus one read, and one high watermark
+///   of output plus the one answer that crossed it.
+/// - **Deadlines on every path.** A connection that sends nothing closes at the header timeout; a started head
+///   or body that stalls gets 408; output that does not move for the send timeout resets the connection in
+///   any state, lingering and closing included.
+///
+/// Requests are answered one at a time in order; a refused request (parse error, timeout) is answered and the
+/// connection closes, lingering if the client may still be sending.
+public struct HTTPConnectionStateMachine {
+    public enum State: Sendable, Equatable {
+        /// Nothing of a request buffered: before the first request or between keep-alive requests.
+        case idle
+        case readingHead
+        case readingBody
+        /// A request was dispatched (or refused) and its response has not started.
+        case waitingForHandler
+        /// The response is being streamed.
+        case streaming
+        /// The response is complete but its output is above the high watermark: the next request waits.
+        case writing
+        /// FIN sent after the last response; discarding input until the client's FIN.
+        case lingering
+        /// Closing once the queued output is written.
+        case closing
+        case closed
+    }
+
+    public let config: HTTPConnectionConfig
+    public private(set) var state = State.idle
+    private var parser: HTTPRequestParser
+    private var currentHead: HTTPRequestHead?
+    private var currentBody: [UInt8] = []
+    /// An action decided by an input that `nextAction` hands out first.
+    private var pending: HTTPConnectionAction?
+    /// Requests dispatched so far (refusals excluded).
+    public private(set) var requestsStarted = 0
+    private var peerClosed = false
+    /// A request was refused: the close lingers, since the rest of what the client sends is unreliable.
+    private var rejected = false
+
+    private var inputDeadline: UInt64 = 0
+    public private(set) var inputDeadlineKind = HTTPConnectionDeadline.idle
+    /// The idle deadline in force, kept when a few stray bytes (empty lines) come and go without a request.
+    private var idleDeadline: UInt64 = 0
+
+    /// Output queued in the transport, as last reported.
+    public private(set) var outputBuffered = 0
+    private var outputHigh = false
+    /// When queued output last moved (or began to queue); 0 while nothing is queued.
+    private var outputProgressAt: UInt64 = 0
+
+    public init(config: HTTPConnectionConfig) {
+        self.config = config
+        parser = HTTPRequestParser(limits: config.limits)
+    }
+
+    // MARK: what the transport should do
+
+    /// Whether the transport should read now.
+    public var wantsToRead: Bool {
+        switch state {
+        case .idle, .readingHead, .readingBody: return !outputHigh
+        case .waitingForHandler, .streaming: return !outputHigh && parser.bufferedBytes <= config.maxPipelinedBytes
+        case .lingering: return true
+        case .writing, .closing, .closed: return false
+        }
+    }
+
+    /// The earliest deadline running (monotonic nanoseconds), 0 if none. Call `deadlineReached` once it passes.
+    public var deadline: UInt64 {
+        let send = outputProgressAt == 0 ? 0 : outputProgressAt &+ config.sendTimeout
+        if inputDeadline == 0 { return send }
+        if send == 0 { return inputDeadline }
+        return min(inputDeadline, send)
+    }
+
+    /// Which deadline `deadline` is.
+    public var deadlineKind: HTTPConnectionDeadline? {
+        let send = outputProgressAt == 0 ? 0 : outputProgressAt &+ config.sendTimeout
+        if send != 0 && (inputDeadline == 0 || send <= inputDeadline) { return .send }
+        return inputDeadline == 0 ? nil : inputDeadlineKind
+    }
+
+    /// Request bytes received and not yet parsed.
+    public var bufferedRequestBytes: Int { parser.bufferedBytes }
+
+    // MARK: inputs
+
+    /// The connection opened: the first request must begin within the header timeout.
+    public mutating func connectionMade(now: UInt64) {
+        precondition(state == .idle && requestsStarted == 0, "connectionMade on a used connection")
+        enterIdle(now: now)
+    }
+
+    /// Bytes arrived. Follow with `nextAction` until it returns nil.
+    public mutating func bytesReceived(_ bytes: UnsafeRawBufferPointer, now: UInt64) {
+        switch state {
+        case .lingering, .closing, .closed:
+            return  // discarded: nothing more of this client's is read as a request
+        case .idle:
+            move(to: .readingHead)
+            setInputDeadline(.header, at: now &+ config.headerTimeout)
+        case .readingHead, .readingBody, .waitingForHandler, .streaming, .writing:
+            break
+        }
+        parser.append(bytes)
+    }
+
+    public mutating func bytesReceived(_ bytes: [UInt8], now: UInt64) {
+        bytes.withUnsafeBytes { bytesReceived($0, now: now) }
+    }
+
+    /// The client shut down its sending side. Returns whether to keep the connection open to finish answering
+    /// (false: close it once the output is written).
+    public mutating func peerClosedInput() -> Bool {
+        peerClosed = true
+        switch state {
+        case .waitingForHandler, .streaming, .writing:
+            return true
+        case .idle, .readingHead, .readingBody, .lingering:
+            // Nothing to answer, or a request that can no longer complete, or the FIN the linger waited for.
+            move(to: .closing)
+            inputDeadline = 0
+            return false
+        case .closing, .closed:
+            return false
+        }
+    }
+
+    /// The application started a streamed response.
+    public mutating func responseStarted() {
+        assert(state == .waitingForHandler, "a response started in state \(state)")
+        if state == .waitingForHandler { move(to: .streaming) }
+    }
+
+    /// The application's response is complete; `outputBuffered` is what the transport still holds of it.
+    public mutating func responseComplete(keepAlive: Bool, outputBuffered: Int, now: UInt64) {
+        assert(state == .waitingForHandler || state == .streaming, "a response completed in state \(state)")
+        guard state == .waitingForHandler || state == .streaming else { return }
+        noteOutput(outputBuffered, now: now)
+        if !keepAlive || rejected || (peerClosed && parser.bufferedBytes == 0) {
+            if rejected || parser.bufferedBytes > 0 {
+                move(to: .lingering)
+                setInputDeadline(.linger, at: now &+ config.lingerTimeout)
+                pending = .shutdownWrite
+            } else {
+                move(to: .closing)
+                inputDeadline = 0
+                pending = .close
+            }
+            return
+        }
+        if outputHigh {
+            move(to: .writing)
+            inputDeadline = 0
+        } else {
+            resumeRequests(now: now)
+        }
+    }
+
+    /// The application wrote and the transport kept `buffered` bytes it could not send at once.
+    public mutating func outputQueued(_ buffered: Int, now: UInt64) {
+        noteOutput(buffered, now: now)
+    }
+
+    /// The transport sent some of its queued output; `remaining` are still queued.
+    public mutating func outputFlushed(remaining: Int, now: UInt64) {
+        outputBuffered = remaining
+        outputProgressAt = remaining == 0 ? 0 : now
+        if outputHigh && remaining <= config.lowWatermark {
+            outputHigh = false
+            if state == .writing { resumeRequests(now: now) }
+        }
+    }
+
+    /// The timer for `deadline` went off (perhaps early). Returns what to do, nil if nothing is due yet.
+    public mutating func deadlineReached(now: UInt64) -> HTTPConnectionAction? {
+        if outputProgressAt != 0 && now >= outputProgressAt &+ config.sendTimeout {
+            outputProgressAt = 0
+            inputDeadline = 0
+            move(to: .closed)
+            return .reset
+        }
+        guard inputDeadline != 0, now >= inputDeadline else { return nil }
+        inputDeadline = 0
+        switch inputDeadlineKind {
+        case .idle:
+            move(to: .closing)
+            return .close
+        case .header, .body:
+            let what = inputDeadlineKind == .header ? "request head" : "request body"
+            return refuse(HTTPParseError(.requestTimeout, "the \(what) did not arrive in time"))
+        case .linger:
+            if outputProgressAt != 0 {
+                move(to: .closed)
+                return .reset
+            }
+            move(to: .closing)
+            return .close
+        case .send:
+            return nil
+        }
+    }
+
+    /// The server is stopping: an idle connection closes now; one mid-request closes lingering. Connections
+    /// answering a request are left to finish it (the caller ends the response).
+    public mutating func stop(now: UInt64) -> HTTPConnectionAction? {
+        switch state {
+        case .idle, .readingHead, .readingBody:
+            if parser.bufferedBytes > 0 || state == .readingBody {
+                move(to: .lingering)
+                setInputDeadline(.linger, at: now &+ config.lingerTimeout)
+                return .shutdownWrite
+            }
+            move(to: .closing)
+            inputDeadline = 0
+            return .close
+        case .writing:
+            move(to: .closing)
+            inputDeadline = 0
+            return .close
+        case .waitingForHandler, .streaming, .lingering, .closing, .closed:
+            return nil
+        }
+    }
+
+    /// The transport is gone.
+    public mutating func connectionLost() {
+        move(to: .closed)
+        inputDeadline = 0
+        outputProgressAt = 0
+        pending = nil
+    }
+
+    // MARK: actions
+
+    /// The next thing to do, nil when the machine waits for an input.
+    public mutating func nextAction(now: UInt64) -> HTTPConnectionAction? {
+        if let action = pending {
+            pending = nil
+            return action
+        }
+        while true {
+            switch state {
+            case .idle, .readingHead, .readingBody: break
+            default: return nil
+            }
+            do {
+                // Matched as it is returned: binding the optional first made a copy that was destroyed through
+                // the enum's value witnesses, several hundred instructions a request.
+                switch try parser.next() {
+                case .head(let head)?:
+                    let expectsContinue = head.expectsContinue
+                    if head.framing != .none {
+                        move(to: .readingBody)
+                        setInputDeadline(.body, at: now &+ config.bodyTimeout)
+                    }
+                    currentHead = consume head
+                    if expectsContinue { return .sendContinue }
+                case .body(let part)?:
+                    currentBody.append(contentsOf: part)
+                case .end?:
+                    guard var head = currentHead.take() else { continue }
+                    if parser.sawTrailers { head.keepAlive = false }
+                    let body = currentBody
+                    currentBody = []
+                    requestsStarted += 1
+                    move(to: .waitingForHandler)
+                    inputDeadline = 0
+                    return .dispatch(HTTPRequest(head: consume head, body: consume body))
+                case nil:
+                    waitForMoreInput(now: now)
+                    if state == .closing { return .close }
+                    return nil
+                }
+            } catch {
+                return refuse(error)
+            }
+        }
+    }
+
+    // MARK: internals
+
+    private mutating func refuse(_ error: HTTPParseError) -> HTTPConnectionAction {
+        rejected = true
+        currentHead = nil
+        currentBody = []
+        move(to: .waitingForHandler)
+        inputDeadline = 0
+        return .reject(error)
+    }
+
+    /// The parser needs more bytes: set the state and deadline that fit what is buffered.
+    private mutating func waitForMoreInput(now: UInt64) {
+        if currentHead == nil && parser.bufferedBytes == 0 {
+            if peerClosed {
+                move(to: .closing)
+                inputDeadline = 0
+            } else if state != .idle {
+                // Stray bytes (empty lines) came and went without a request: the idle deadline runs on.
+                move(to: .idle)
+                setInputDeadline(.idle, at: idleDeadline)
+            }
+        } else if state == .idle {
+            move(to: .readingHead)
+            setInputDeadline(.header, at: now &+ config.headerTimeout)
+        }
+    }
+
+    /// After a response: take the next request, or wait for one.
+    private mutating func resumeRequests(now: UInt64) {
+        if parser.bufferedBytes == 0 {
+            if peerClosed {
+                move(to: .closing)
+                inputDeadline = 0
+                pending = .close
+                return
+            }
+            enterIdle(now: now)
+        } else {
+            move(to: .readingHead)
+            setInputDeadline(.header, at: now &+ config.headerTimeout)
+        }
+    }
+
+    private mutating func enterIdle(now: UInt64) {
+        move(to: .idle)
+        idleDeadline = now &+ (requestsStarted == 0 ? config.headerTimeout : config.idleTimeout)
+        setInputDeadline(.idle, at: idleDeadline)
+    }
+
+    private mutating func noteOutput(_ buffered: Int, now: UInt64) {
+        outputBuffered = buffered
+        if buffered == 0 {
+            outputProgressAt = 0
+            return
+        }
+        if outputProgressAt == 0 { outputProgressAt = now }
+        if buffered > config.highWatermark { outputHigh = true }
+    }
+
+    private mutating func setInputDeadline(_ kind: HTTPConnectionDeadline, at time: UInt64) {
+        inputDeadlineKind = kind
+        inputDeadline = time
+    }
+
+    /// Every state change goes through here; a change the machine does not allow is a programming error.
+    private mutating func move(to next: State) {
+        assert(Self.allows(from: state, to: next), "illegal connection state change: \(state) -> \(next)")
+        state = next
+    }
+
+    static func allows(from: State, to: State) -> Bool {
+        if to == .closed || from == to { return true }
+        switch from {
+        case .idle: return to == .readingHead || to == .closing
+        case .readingHead: return [.readingBody, .idle, .waitingForHandler, .closing, .lingering].contains(to)
+        case .readingBody: return [.waitingForHandler, .closing, .lingering].contains(to)
+        case .waitingForHandler: return [.streaming, .idle, .readingHead, .writing, .lingering, .closing].contains(to)
+        case .streaming: return [.idle, .readingHead, .writing, .lingering, .closing].contains(to)
+        case .writing: return [.idle, .readingHead, .closing].contains(to)
+        case .lingering: return to == .closing
+        case .closing, .closed: return false
+        }
+    }
+}
