@@ -37,9 +37,12 @@ let package = Package(
         .executableTarget(name: "PoetryBench", dependencies: ["Reactor"]),
         // libcurl drives the integration tests only; the product never links it.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // What tests share: a manual clock, a fake transport and the driver that runs a connection's state machine
+        // on them (no socket, no real time).
+        .target(name: "TestSupport", dependencies: ["HTTP1"], path: "Tests/Support"),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
         .testTarget(name: "PoetryTests", dependencies: ["Poetry", "Reactor"]),
-        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTP1", "Reactor"]),
         // Driven by libcurl: the HTTP server and the gateway over real sockets.
         .testTarget(name: "IntegrationTests", dependencies: ["Gateway", "HTTP1", "HTTPServer", "Poetry", "Reactor", "CCurl"]),
