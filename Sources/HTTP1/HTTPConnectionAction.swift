@@ -14,4 +14,7 @@ public enum HTTPConnectionAction {
     case shutdownWrite
     /// End the connection now with a reset; queued output is dropped.
     case reset
+    /// Report how many bytes the kernel still holds unsent for this connection (`unsentMeasured`): an idle
+    /// connection whose client stopped reading may have its last answers stuck there, out of the process's sight.
+    case measureUnsent
 }

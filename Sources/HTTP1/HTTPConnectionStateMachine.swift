@@ -56,6 +56,10 @@ public struct HTTPConnectionStateMachine {
     private var outputHigh = false
     /// When queued output last moved (or began to queue); 0 while nothing is queued.
     private var outputProgressAt: UInt64 = 0
+    /// While idle after a response: when to ask how much the kernel still holds unsent (0: no check), and what it
+    /// held at the last check (-1: not measured yet). Unchanged across a check interval means no progress.
+    private var unsentCheckAt: UInt64 = 0
+    private var lastUnsent = -1
 
     public init(config: HTTPConnectionConfig) {
         self.config = config
@@ -76,7 +80,8 @@ public struct HTTPConnectionStateMachine {
 
     /// The earliest deadline running (monotonic nanoseconds), 0 if none. Call `deadlineReached` once it passes.
     public var deadline: UInt64 {
-        let send = outputProgressAt == 0 ? 0 : outputProgressAt &+ config.sendTimeout
+        var send = outputProgressAt == 0 ? 0 : outputProgressAt &+ config.sendTimeout
+        if unsentCheckAt != 0 && state == .idle && (send == 0 || unsentCheckAt < send) { send = unsentCheckAt }
         if inputDeadline == 0 { return send }
         if send == 0 { return inputDeadline }
         return min(inputDeadline, send)
@@ -108,6 +113,7 @@ public struct HTTPConnectionStateMachine {
         case .idle:
             move(to: .readingHead)
             setInputDeadline(.header, at: now &+ config.headerTimeout)
+            unsentCheckAt = 0
         case .readingHead, .readingBody, .waitingForHandler, .streaming, .writing:
             break
         }
@@ -183,6 +189,10 @@ public struct HTTPConnectionStateMachine {
 
     /// The timer for `deadline` went off (perhaps early). Returns what to do, nil if nothing is due yet.
     public mutating func deadlineReached(now: UInt64) -> HTTPConnectionAction? {
+        if state == .idle && unsentCheckAt != 0 && now >= unsentCheckAt {
+            unsentCheckAt = 0
+            return .measureUnsent
+        }
         if outputProgressAt != 0 && now >= outputProgressAt &+ config.sendTimeout {
             outputProgressAt = 0
             inputDeadline = 0
@@ -209,6 +219,31 @@ public struct HTTPConnectionStateMachine {
             return nil
         }
     }
+
+    /// What `measureUnsent` found: the kernel holds `unsent` bytes of this idle connection's answers. Returns
+    /// `.reset` when none of them moved over the last check interval (half the send timeout, twice running).
+    public mutating func unsentMeasured(_ unsent: Int, now: UInt64) -> HTTPConnectionAction? {
+        guard state == .idle else { return nil }
+        if unsent == 0 {
+            lastUnsent = -1
+            return nil
+        }
+        if unsent == lastUnsent {
+            stalledChecks += 1
+            if stalledChecks >= 2 {
+                move(to: .closed)
+                inputDeadline = 0
+                return .reset
+            }
+        } else {
+            stalledChecks = 0
+        }
+        lastUnsent = unsent
+        unsentCheckAt = now &+ config.sendTimeout / 2
+        return nil
+    }
+
+    private var stalledChecks = 0
 
     /// The server is stopping: an idle connection closes now; one mid-request closes lingering. Connections
     /// answering a request are left to finish it (the caller ends the response).
@@ -335,6 +370,13 @@ public struct HTTPConnectionStateMachine {
         move(to: .idle)
         idleDeadline = now &+ (requestsStarted == 0 ? config.headerTimeout : config.idleTimeout)
         setInputDeadline(.idle, at: idleDeadline)
+        // The last answers may sit unsent in the kernel for a client that stopped reading: check on them, unless
+        // the idle timeout ends the connection first anyway.
+        if requestsStarted > 0 && config.sendTimeout / 2 < config.idleTimeout {
+            unsentCheckAt = now &+ config.sendTimeout / 2
+            lastUnsent = -1
+            stalledChecks = 0
+        }
     }
 
     private mutating func noteOutput(_ buffered: Int, now: UInt64) {

@@ -85,7 +85,7 @@ public final class HTTPServer {
             stats.connectionsRefused += 1
             reportRefusal(error)
         }
-        if connections.count - evictionsUnderway >= evictionThreshold { evictIdleConnections() }
+        if isNearCapacity { evictIdleConnections() }
         if connections.count >= config.maxConnections && !pausedForCap {
             pausedForCap = true
             listener?.pauseAccepting()
@@ -98,9 +98,12 @@ public final class HTTPServer {
         config.idleEvictionShare >= 1 ? Int.max : max(1, Int(Double(config.maxConnections) * config.idleEvictionShare))
     }
 
+    /// Whether idle connections should make room: checked at each accept and whenever a connection goes idle.
+    var isNearCapacity: Bool { connections.count - evictionsUnderway >= evictionThreshold }
+
     /// Closes idle connections, oldest first, until the count is below the threshold by a margin (1 % of the
     /// cap), so the scan runs once per batch rather than once per accept.
-    private func evictIdleConnections() {
+    func evictIdleConnections() {
         let target = evictionThreshold - max(1, config.maxConnections / 100)
         let excess = connections.count - evictionsUnderway - target
         guard excess > 0 else { return }

@@ -95,6 +95,7 @@ final class HTTPServerConnection: ConnectionHandler {
         pumping = false
         if machine.state == .idle && (stateBefore != .idle || machine.requestsStarted != requestsBefore) {
             idleSince = reactor.wokeAt
+            if server.isNearCapacity { server.evictIdleConnections() }
         }
         synchronise()
     }
@@ -117,6 +118,12 @@ final class HTTPServerConnection: ConnectionHandler {
             transport?.shutdownWrite()
         case .reset:
             transport?.abort()
+        case .measureUnsent:
+            guard let transport else { return }
+            if let next = machine.unsentMeasured(Socket.unsentBytes(transport.fd), now: reactor.wokeAt) {
+                server.stats.sendTimeouts += 1
+                perform(next)
+            }
         }
     }
 

@@ -53,6 +53,12 @@ public enum Socket {
         return fd
     }
 
+    /// Bytes the kernel still holds in the socket's send queue, unsent or unacknowledged (SIOCOUTQ); 0 on error.
+    public static func unsentBytes(_ fd: Int32) -> Int {
+        var count: Int32 = 0
+        return ioctl(fd, UInt(TIOCOUTQ), &count) == 0 ? Int(count) : 0
+    }
+
     public static func setNoDelay(_ fd: Int32) {
         var on: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))

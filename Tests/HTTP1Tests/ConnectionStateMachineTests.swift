@@ -105,6 +105,34 @@ struct ConnectionStateMachineTests {
         #expect(driver.state == .closed)
     }
 
+    /// Answers the kernel took but the client never read leave the connection idle, with nothing queued in the
+    /// process: the kernel's unsent count is checked, and a count that does not move resets it.
+    @Test func anIdleClientWhoseAnswersSitUnreadInTheKernelIsReset() {
+        var driver = ConnectionDriver(config: Self.config(sendTimeout: 4))
+        driver.receive(Self.get)
+        #expect(driver.state == .idle)
+        driver.transport.kernelUnsent = 2_000_000
+        driver.advance(seconds: 2)
+        driver.advance(seconds: 2)
+        #expect(driver.transport.ending == .open)
+        driver.transport.kernelUnsent = 1_000_000  // the client read some: progress
+        driver.advance(seconds: 2)
+        driver.advance(seconds: 2)
+        #expect(driver.transport.ending == .open)
+        driver.advance(seconds: 2)
+        #expect(driver.transport.ending == .reset)
+        #expect(driver.log.filter { $0 == "measureUnsent" }.count == 5)
+    }
+
+    @Test func anIdleClientThatReadEverythingIsLeftToTheIdleTimeout() {
+        var driver = ConnectionDriver(config: Self.config(sendTimeout: 4))
+        driver.receive(Self.get)
+        driver.advance(seconds: 30)
+        #expect(driver.transport.ending == .open)
+        driver.advance(seconds: 31)
+        #expect(driver.transport.ending == .closedAfterFlush)
+    }
+
     @Test func aRefusedClientThatNeverReadsIsResetNotLingeredForever() {
         var config = Self.config(sendTimeout: 5)
         config.lingerTimeout = 2_000_000_000

@@ -227,6 +227,54 @@ struct HTTPServerTests {
         #expect(trickling.readUntilClosed(limit: 20).text.statusCodes == [408])
     }
 
+    /// One client pipelines thousands of requests for a 10 KB file and reads nothing: the server stops taking its
+    /// requests once their answers are queued (it used to answer them all into memory, 1.6 GB in ten seconds) while
+    /// another client is served; when the first client reads, every answer comes, in order.
+    @Test func aPipeliningClientThatDoesNotReadIsPausedAndLosesNothing() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let count = 3_000
+        let flood = try RawClient(port: server.port, receiveBuffer: 4096)
+        flood.send(String(repeating: "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n", count: count))
+        let other = try RawClient(port: server.port)
+        func served(_ rounds: Int) -> Int {
+            for _ in 0..<rounds {
+                other.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+                _ = other.readResponses(1)
+            }
+            return server.stats.requests
+        }
+        let before = served(5)
+        let after = served(5)
+        // Between the two counts only the other client's five requests were taken: the flood is stalled.
+        #expect(after - before == 5)
+        #expect(before - 5 < count / 2, "took \(before - 5) of the flood's requests while it read nothing")
+        let answers = flood.readResponses(count)
+        #expect(answers == count)
+    }
+
+    /// Twenty clients that ask for answers and stop reading hold every slot of a 20-connection server, until the
+    /// send timeout resets them (their answers stuck in the kernel, or in the process); a newcomer is then served.
+    @Test func clientsThatStopReadingAreResetAtTheSendTimeoutAndFreeTheirSlots() throws {
+        var config = HTTPServerConfig()
+        config.maxConnections = 20
+        config.sendTimeout = 0.5
+        let server = try TestHTTPServer(config: config)
+        defer { server.stop() }
+        let stalled = try (0..<20).map { _ in try RawClient(port: server.port, receiveBuffer: 4096) }
+        for client in stalled { client.send(String(repeating: "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n", count: 200)) }
+        let newcomer = try RawClient(port: server.port)
+        newcomer.send("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(newcomer.readUntilClosed(limit: 30).text.statusCodes == [200])
+        // Each stalled client is reset at the send timeout, or closed sooner as the oldest idle connection when
+        // the server nears its cap: either way none is held.
+        let deadline = MonotonicClock.now() + MonotonicClock.nanoseconds(fromSeconds: 30)
+        while server.stats.openConnections > 0 && MonotonicClock.now() < deadline { usleep(10_000) }
+        let stats = server.stats
+        #expect(stats.openConnections == 0)
+        #expect(stats.sendTimeouts >= 1 && stats.sendTimeouts + stats.idleConnectionsEvicted == 20, "\(stats)")
+    }
+
     @Test func idleKeepAliveConnectionsAreClosed() throws {
         var config = HTTPServerConfig()
         config.idleTimeout = 0.2

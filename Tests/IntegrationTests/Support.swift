@@ -117,8 +117,13 @@ final class TestHTTPServer: @unchecked Sendable {
 final class RawClient {
     let fd: Int32
 
-    init(port: UInt16) throws {
+    /// `receiveBuffer`: a small socket receive buffer, for a client that should stop taking bytes soon after it
+    /// stops reading (the kernel would otherwise absorb megabytes on loopback).
+    init(port: UInt16, receiveBuffer: Int32? = nil) throws {
         fd = try Socket.makeStream(for: SocketAddress(host: "127.0.0.1", port: port), nonBlocking: false)
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         let connected = try SocketAddress(host: "127.0.0.1", port: port).withSockAddr { connect(fd, $0, $1) }
         guard connected == 0 else { throw SystemError.last("connect") }
         Socket.setTimeouts(fd, seconds: 5)
@@ -152,6 +157,51 @@ final class RawClient {
             data.append(contentsOf: buffer[0..<count])
         }
         return (String(decoding: data, as: UTF8.self), false)
+    }
+
+    /// Reads until `count` complete responses with a Content-Length body have arrived (or the connection ends, or
+    /// nothing comes for 10 s); returns how many did.
+    func readResponses(_ count: Int) -> Int {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var complete = 0
+        var offset = 0
+        while complete < count {
+            // Count the responses complete in what has arrived.
+            while let headEnd = data[offset...].firstRange(of: [13, 10, 13, 10]) {
+                let head = String(decoding: data[offset..<headEnd.lowerBound], as: UTF8.self).lowercased()
+                let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                    .flatMap { Int($0.dropFirst(15).trimmingCharacters(in: .whitespaces)) } ?? 0
+                guard data.count >= headEnd.upperBound + length else { break }
+                offset = headEnd.upperBound + length
+                complete += 1
+            }
+            if complete >= count { break }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 10_000) > 0 else { break }
+            let read = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if read <= 0 { break }
+            data.append(contentsOf: buffer[0..<read])
+            if offset > 1 << 20 {
+                data.removeFirst(offset)
+                offset = 0
+            }
+        }
+        return complete
+    }
+
+    /// Whether the server resets the connection within `limit` seconds, reading (and dropping) whatever comes.
+    func isReset(limit: Double) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let end = MonotonicClock.now() + MonotonicClock.nanoseconds(fromSeconds: limit)
+        while MonotonicClock.now() < end {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 100) > 0 else { continue }
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 { return errno == ECONNRESET }
+            if count == 0 { return false }
+        }
+        return false
     }
 
     /// Reads for `seconds`, returning whatever arrived.

@@ -121,6 +121,9 @@ public struct ConnectionDriver {
             log.append("reset")
             end(.reset)
             machine.connectionLost()
+        case .measureUnsent:
+            log.append("measureUnsent")
+            if let next = machine.unsentMeasured(transport.kernelUnsent, now: clock.now) { perform(next) }
         }
     }
 

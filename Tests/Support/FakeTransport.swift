@@ -10,6 +10,8 @@ public struct FakeTransport {
     /// Bytes written but not taken.
     public private(set) var queued: [UInt8] = []
     public var readingPaused = false
+    /// What the "kernel" still holds unsent, as a connection would measure it (SIOCOUTQ).
+    public var kernelUnsent = 0
     public var ending = Ending.open
 
     public init(room: Int = Int.max) {
