@@ -51,6 +51,12 @@ final class Metrics {
         metric("poetry_http_requests_total", "counter", "HTTP requests answered, by route and status.", requestSamples)
         metric("poetry_http_rejected_requests_total", "counter", "Requests refused by the parser (malformed, too large) or timed out.",
                [("", String(http.rejectedRequests + http.timeouts))])
+        metric("poetry_http_send_timeouts_total", "counter",
+               "HTTP connections reset because the client accepted none of its pending answer for the send timeout.",
+               [("", String(http.sendTimeouts))])
+        metric("poetry_http_idle_connections_evicted_total", "counter",
+               "Idle keep-alive connections closed to make room at 90% of the connection cap.",
+               [("", String(http.idleConnectionsEvicted))])
         metric("poetry_http_open_connections", "gauge", "HTTP connections open now.", [("", String(http.openConnections))])
         metric("poetry_http_connections_total", "counter", "HTTP connections accepted.", [("", String(http.connectionsAccepted))])
         metric("poetry_http_connections_refused_total", "counter", "HTTP connections closed at once: the reactor could not watch them.",

@@ -107,8 +107,7 @@ final class HTTPServerConnection: ConnectionHandler {
         case .sendContinue:
             transport?.write(Self.continueBytes)
         case .reject(let error):
-            if error.status == .requestTimeout { server.stats.timeouts += 1 }
-            server.stats.rejectedRequests += 1
+            if error.status == .requestTimeout { server.stats.timeouts += 1 } else { server.stats.rejectedRequests += 1 }
             let writer = HTTPResponseWriter(connection: self)
             inFlight = writer
             writer.respond(status: error.status, json: .error(Self.errorCode(error.status), error.message), closeAfter: true)

@@ -60,10 +60,10 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Seconds a fetch task may wait for a connection or data before it fails.")
     var fetchTimeout = 10.0
 
-    @Option(help: "Most HTTP connections at once (accepting pauses beyond).")
+    @Option(help: "Most HTTP connections at once (accepting pauses beyond; from 90% idle keep-alive connections are closed, oldest first).")
     var maxConnections = 10_000
 
-    @Option(help: "Seconds a client has to send a request head.")
+    @Option(help: "Seconds a client has to send a request head (and how long a connection that sends nothing lives).")
     var headerTimeout = 10.0
 
     @Option(help: "Seconds an idle keep-alive connection stays open.")
@@ -71,6 +71,9 @@ struct GatewayCommand: ParsableCommand {
 
     @Option(help: "Seconds a client has to send a request body once its head arrived.")
     var bodyTimeout = 30.0
+
+    @Option(help: "Seconds a client may accept no byte of a pending answer before the connection is reset.")
+    var sendTimeout = 60.0
 
     @Option(help: "Largest request head in bytes.")
     var maxHeaderBytes = 32 * 1024
@@ -83,7 +86,7 @@ struct GatewayCommand: ParsableCommand {
         guard maxServers > 0, maxTargets > 0, maxStreams > 0, maxBlockingFetches > 0, maxConnections > 0 else {
             throw ValidationError("limits must be positive.")
         }
-        guard headerTimeout > 0, idleTimeout > 0, bodyTimeout > 0, fetchTimeout > 0 else { throw ValidationError("timeouts must be positive.") }
+        guard headerTimeout > 0, idleTimeout > 0, bodyTimeout > 0, sendTimeout > 0, fetchTimeout > 0 else { throw ValidationError("timeouts must be positive.") }
     }
 
     func run() throws {
@@ -105,6 +108,7 @@ struct GatewayCommand: ParsableCommand {
         config.http.headerTimeout = headerTimeout
         config.http.idleTimeout = idleTimeout
         config.http.bodyTimeout = bodyTimeout
+        config.http.sendTimeout = sendTimeout
         config.http.limits.maxHeaderBytes = maxHeaderBytes
         config.http.limits.maxBodyBytes = maxBodyBytes
         let gateway: Gateway
