@@ -1,7 +1,9 @@
-// libFuzzer target for the HTTP request parser and its chunked decoder (built by scripts/fuzz.sh together with
-// the parser's own source files, nothing else).
+// libFuzzer target for the HTTP1 module: the request parser, its chunked decoder and the connection state machine
+// (built by scripts/fuzz.sh together with the module's own source files, nothing else).
 //
 // Invariants checked on every input:
+// - the connection state machine, fed the same bytes whole and in three pieces, takes the same actions (requests
+//   dispatched, refusals, continues, closes) in the same order, and takes nothing after it closes;
 // - the same bytes fed whole and in three pieces (split where the input's first two bytes say) give the same
 //   events and the same error; the whole run keeps every head, the split run lets each go at once, so the
 //   parser refills one head buffer there and not here: a refill that leaves stale bytes or spans shows up;
@@ -58,6 +60,47 @@ private func feed(_ bytes: ArraySlice<UInt8>, cuts: [Int], _ each: (HTTPParserEv
     return nil
 }
 
+/// Runs a connection's state machine over `bytes` cut at `cuts`, answering each request at once (keep-alive as it
+/// asks), and logs every action.
+private func runConnection(_ bytes: ArraySlice<UInt8>, cuts: [Int]) -> [String] {
+    var config = HTTPConnectionConfig()
+    config.limits = limits
+    var machine = HTTPConnectionStateMachine(config: config)
+    let now: UInt64 = 1_000_000_000
+    machine.connectionMade(now: now)
+    var log: [String] = []
+    var ended = false
+    var start = bytes.startIndex
+    for cut in cuts + [bytes.endIndex] where cut >= start {
+        machine.bytesReceived(Array(bytes[start..<cut]), now: now)
+        start = cut
+        while let action = machine.nextAction(now: now) {
+            precondition(!ended, "an action after the connection ended: \(action) in \(log)")
+            switch action {
+            case .dispatch(let request):
+                log.append("dispatch \(request.method) \(request.path) \(request.body.count)")
+                machine.responseComplete(keepAlive: request.head.keepAlive, outputBuffered: 0, now: now)
+            case .reject(let error):
+                log.append("reject \(error.status.code)")
+                machine.responseComplete(keepAlive: false, outputBuffered: 0, now: now)
+            case .sendContinue:
+                log.append("continue")
+            case .close, .shutdownWrite:
+                // One ending: whether it lingers depends on whether more bytes had arrived by then, which is
+                // timing, not a difference in what the client asked.
+                log.append("end")
+                ended = true
+            case .reset:
+                log.append("reset")
+                ended = true
+            case .measureUnsent:
+                preconditionFailure("measureUnsent without a deadline")
+            }
+        }
+    }
+    return log
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard size >= 2 else { return 0 }
@@ -77,6 +120,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let piecesError = feed(body, cuts: [min(first, second), max(first, second)]) { append($0, to: &pieces) }
     precondition(whole == pieces && wholeError == piecesError,
                  "split-dependent result: \(whole) \(String(describing: wholeError)) vs \(pieces) \(String(describing: piecesError))")
+    let cuts = [min(first, second), max(first, second)]
+    let wholeConnection = runConnection(body, cuts: [])
+    let splitConnection = runConnection(body, cuts: cuts)
+    precondition(wholeConnection == splitConnection, "split-dependent connection: \(wholeConnection) vs \(splitConnection)")
     if let error = wholeError {
         precondition((400...599).contains(error.status.code), "refusal without a 4xx/5xx status: \(error)")
     }
