@@ -192,7 +192,8 @@ public final class Gateway {
             sessions[ended.id] = nil
         }
         sessions[id] = session
-        session.start(tasks: fetch.tasks, timeout: fetch.timeout, reactor: reactor)
+        session.start(tasks: fetch.tasks, timeout: fetch.timeout,
+                      limits: FetchLimits(maxPoemBytes: config.maxPoemBytes, deadline: config.fetchDeadline), reactor: reactor)
     }
 
     // MARK: running

@@ -1,4 +1,5 @@
 import HTTP1
+import Poetry
 import Reactor
 
 /// Everything `poetry gateway` can be told. Each field is a command-line flag; defaults are the README's.
@@ -23,7 +24,7 @@ public struct GatewayConfig: Sendable {
     /// Off loopback, serve `/metrics` without the token (for a scraper on the network).
     public var metricsPublic = false
     /// Most bytes one fetch task keeps; a target that sends more fails that task.
-    public var maxPoemBytes = 1 << 20
+    public var maxPoemBytes = FetchLimits.defaultMaxPoemBytes
     /// Seconds one fetch task may take in all, however steadily its target trickles.
     public var fetchDeadline = 120.0
     /// Most poetry servers running at once.
