@@ -88,6 +88,28 @@ struct AccessPolicyTests {
         #expect(CurlClient().request("POST", "\(gateway.url)/api/servers", headers: ["Authorization: bearer s3cret"], body: body).status == 201)
     }
 
+    /// The spec tells the truth about refusals: a bearer scheme, and 401/403 on every operation that can get them.
+    @Test func theOpenAPIDescriptionDeclaresTheBearerSchemeAndEveryRefusal() throws {
+        let spec = try String(contentsOfFile: "\(projectRoot)/public/openapi.yaml", encoding: .utf8)
+        #expect(spec.contains("  securitySchemes:\n    bearerToken:\n      type: http\n      scheme: bearer\n"))
+        var operation: String?
+        var path = ""
+        var statuses: [String: Set<String>] = [:]
+        for line in spec.split(separator: "\n") {
+            if line.hasPrefix("  /") && line.hasSuffix(":") && !line.hasPrefix("   ") { path = String(line.dropFirst(2).dropLast()) }
+            if let method = ["get:", "post:", "delete:"].first(where: { line == "    \($0)" }) { operation = "\(method.dropLast()) \(path)" }
+            if line == "components:" { operation = nil }
+            if let operation, line.hasPrefix("        \""), let status = line.split(separator: "\"").dropFirst().first {
+                statuses[operation, default: []].insert(String(status))
+            }
+        }
+        #expect(statuses.count == 9)
+        for (operation, codes) in statuses {
+            #expect(codes.contains("403"), "\(operation) lacks 403")
+            #expect(codes.contains("401") == (operation != "get /healthz"), "\(operation): 401 \(codes.contains("401"))")
+        }
+    }
+
     // MARK: off loopback, through the policy's unit (tests never listen outside loopback)
 
     private static func request(_ method: String, _ target: String, host: String = "192.0.2.10:8080", _ extra: [String] = []) throws -> HTTPRequest {
