@@ -27,7 +27,7 @@ struct AccessPolicy {
 
     func check(_ request: HTTPRequest) -> GatewayError? {
         // No Host at all comes only from HTTP/1.0 clients (the parser requires it of 1.1); a browser always sends one.
-        if checksNames, !request.headers.withFirstValue("host", { $0.map(hosts.matchesHost) ?? true }) {
+        if checksNames, !request.headers.withFirstValue("host", { host in host.map { hosts.matchesHost($0) } ?? true }) {
             let host = request.headers["Host"] ?? ""
             return .forbidden("Host '\(host)' is not a name of this gateway; use http://localhost:\(hosts.port)/, or start it with --allowed-host NAME for a reverse proxy's name")
         }

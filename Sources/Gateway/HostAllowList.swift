@@ -99,7 +99,8 @@ struct HostAllowList: Sendable {
         for allowed in names where allowed.count == name.count {
             if zip(allowed, name).allSatisfy({ $0 == $1 | Self.lowerCaseBit($1) }) { return true }
         }
-        for suffix in suffixes where name.count > suffix.count {
+        // At least one whole label before the suffix: `.example.org` is no name under example.org.
+        for suffix in suffixes where name.count > suffix.count && name[0] != UInt8(ascii: ".") {
             let tail = name[(name.count - suffix.count)...]
             if zip(suffix, tail).allSatisfy({ $0 == $1 | Self.lowerCaseBit($1) }) { return true }
         }

@@ -56,7 +56,7 @@ struct AccessPolicyTests {
             let response = CurlClient().request("\(gateway.url)/api/poems", headers: ["Host: \(host)"])
             #expect(response.status == 200, "Host: \(host) → \(response.status) \(response.text)")
         }
-        for host in ["proxy.test", "poetry.example.org.evil.example", "xpoetry.example.org", "aproxy.test", "127.0.0.1.proxy.test.evil"] {
+        for host in ["proxy.test", "poetry.example.org.evil.example", "xpoetry.example.org", "aproxy.test", "127.0.0.1.proxy.test.evil", ".proxy.test"] {
             let response = CurlClient().request("\(gateway.url)/api/poems", headers: ["Host: \(host)"])
             #expect(response.status == 403, "Host: \(host) → \(response.status)")
         }
