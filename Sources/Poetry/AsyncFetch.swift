@@ -183,6 +183,8 @@ final class PoemReceiver: ConnectionHandler {
         switch reason {
         case .done:
             end(.finished(task: task, bytes: received, poem: poem, t: now))
+        case .reset where received > 0:
+            end(.failed(task: task, reason: ConnectErrorText.cutShort(after: received), t: now))
         default:
             end(.failed(task: task, reason: reason.description, t: now))
         }

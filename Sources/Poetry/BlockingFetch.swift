@@ -106,6 +106,7 @@ public enum BlockingFetch {
                     if deadlineIsNearer { return .failure(Reason(text: limits.deadlineMessage)) }
                     return .failure(Reason(text: "Timed out: no data for \(formatSeconds(timeout ?? 0))"))
                 }
+                if code == ECONNRESET && !poem.isEmpty { return .failure(Reason(text: ConnectErrorText.cutShort(after: poem.count))) }
                 return .failure(Reason(text: ConnectErrorText.text(code)))
             }
         }
@@ -118,5 +119,11 @@ enum ConnectErrorText {
         case ECONNRESET: return "Connection reset by peer"
         default: return SystemError("", errno: code).reason
         }
+    }
+
+    /// A reset after part of the poem: a server stopped mid-poem resets rather than closes, so the part is never
+    /// taken for the whole.
+    static func cutShort(after bytes: Int) -> String {
+        "Connection reset by peer after \(bytes) bytes: the server stopped mid-poem"
     }
 }

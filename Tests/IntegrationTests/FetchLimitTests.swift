@@ -115,7 +115,8 @@ struct FetchLimitTests {
         let events = try ndjson(try #require(result.withLock { $0 }).text)
         #expect(!events.contains { $0["event"] as? String == "done" }, "a poem cut short is not done")
         let failed = events.first { $0["event"] as? String == "failed" }
-        #expect((failed?["message"] as? String)?.contains("reset") == true, "\(failed ?? [:])")
+        let message = failed?["message"] as? String ?? ""
+        #expect(message.hasPrefix("Connection reset by peer after ") && message.hasSuffix(" bytes: the server stopped mid-poem"), "\(message)")
         #expect(events.last?["failed"] as? Int == 1)
         #expect(events.last?["poems"] as? Int == 0)
     }
