@@ -168,9 +168,7 @@ async function runOne(mode, ports) {
         break;
       case 'failed':
         // A task that had begun receiving lost the rest of its poem (its server stopped, or a limit ended it).
-        task.status.textContent = task.received > 0
-          ? `cut short after ${task.received} bytes: ${event.message}`
-          : `failed: ${event.message}`;
+        task.status.textContent = `${task.received > 0 ? 'cut short' : 'failed'}: ${event.message}`;
         task.row.dataset.state = 'failed';
         break;
       case 'summary':
