@@ -42,6 +42,9 @@ struct AccessPolicyTests {
             let response = CurlClient().request("POST", "\(gateway.url)/api/servers", headers: ["Origin: \(origin)"], body: body)
             #expect(response.status == 403, "Origin: \(origin) → \(response.status)")
         }
+        // A page on port 80 of this machine names itself in Origin exactly as a portless Host would: still not us.
+        let portless = CurlClient().request("POST", "\(gateway.url)/api/servers", headers: ["Host: localhost", "Origin: http://localhost"], body: body)
+        #expect(portless.status == 403, "\(portless.text)")
         for origin in ["http://localhost:\(port)", "http://127.0.0.1:\(port)", "http://[::1]:\(port)"] {
             let response = CurlClient().request("POST", "\(gateway.url)/api/servers", headers: ["Origin: \(origin)"], body: body)
             #expect(response.status == 201, "Origin: \(origin) → \(response.status) \(response.text)")
