@@ -3,13 +3,15 @@
 export class ApiError extends Error {}
 
 // A gateway started with --token prints its URL as …/#token=SECRET; the page keeps the token for this tab and
-// sends it on every change (the fragment never reaches the server or its logs).
+// sends it on every API request (off loopback the gateway wants it on reads too; the fragment never reaches the
+// server or its logs).
 const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
 if (fromLink) {
   sessionStorage.setItem('poetry-token', fromLink);
   history.replaceState(null, '', location.pathname + location.search);
 }
 const token = sessionStorage.getItem('poetry-token');
+const authorization = token ? { Authorization: `Bearer ${token}` } : {};
 
 export async function call(method, path, body) {
   let response;
@@ -18,7 +20,7 @@ export async function call(method, path, body) {
       method,
       headers: {
         ...(body ? { 'Content-Type': 'application/json' } : {}),
-        ...(token && method !== 'GET' ? { Authorization: `Bearer ${token}` } : {}),
+        ...authorization,
       },
       body: body ? JSON.stringify(body) : undefined,
     });
@@ -42,7 +44,7 @@ export async function streamFetch(mode, targets, onEvent, signal) {
   const url = `api/fetch?mode=${mode}&format=ndjson&targets=${encodeURIComponent(targets.join(','))}`;
   let response;
   try {
-    response = await fetch(url, { signal });
+    response = await fetch(url, { signal, headers: authorization });
   } catch (error) {
     throw new ApiError(`${mode} fetch: the gateway did not answer (${error.message})`);
   }

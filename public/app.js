@@ -156,6 +156,7 @@ async function runOne(mode, ports) {
       case 'connected': task.status.textContent = 'connected'; task.row.dataset.state = 'receiving'; break;
       case 'data':
         task.progress.value = event.received;
+        task.received = event.received;
         task.status.textContent = `${event.received} / ${task.progress.max} bytes`;
         timeline.add(`${mode}-${event.task}`, event.t, event.bytes);
         break;
@@ -166,7 +167,8 @@ async function runOne(mode, ports) {
         task.poem.textContent = event.poem;
         break;
       case 'failed':
-        task.status.textContent = `failed: ${event.message}`;
+        // A task that had begun receiving lost the rest of its poem (its server stopped, or a limit ended it).
+        task.status.textContent = `${task.received > 0 ? 'cut short' : 'failed'}: ${event.message}`;
         task.row.dataset.state = 'failed';
         break;
       case 'summary':

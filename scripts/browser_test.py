@@ -3,8 +3,8 @@
 
 Starts `poetry gateway` on a free port, sets up the seed's scenario with small delays through the page's own
 controls, races blocking against async, and checks that every task finished, the chart has its marks and the
-speedup is shown. Then replays the shareable link and checks the page at 375 px, and runs the page against a
-gateway that needs a token. Saves screenshots in artifacts/. Usage: scripts/browser_test.py [path/to/poetry]
+speedup is shown. Then replays the shareable link and checks the page at 375 px, stops a server mid-poem and
+checks the page shows that task cut short, and runs the page against a gateway that needs a token. Saves screenshots in artifacts/. Usage: scripts/browser_test.py [path/to/poetry]
 """
 import base64
 import json
@@ -129,6 +129,23 @@ def replay_link_at_375px(driver, url):
     return f"{result} (screenshot {driver.screenshot('page-375.png')})"
 
 
+def show_a_poem_cut_short(driver, url):
+    """A server stopped mid-poem: the page shows that task as cut short, not finished."""
+    driver.resize(1280, 1500)
+    driver.go(url + "?scenario=seed&mode=async&delay=0.05")
+    driver.wait("return Number(document.querySelector('.task progress')?.value) > 0", what="cut short: task 1's first bytes")
+    with urllib.request.urlopen(url + "api/servers", timeout=10) as response:
+        servers = json.loads(response.read())
+    ecstasy = max(server["id"] for server in servers if server["poem"] == "ecstasy")
+    urllib.request.urlopen(urllib.request.Request(url + f"api/servers/{ecstasy}", method="DELETE"), timeout=10)
+    driver.wait("return document.body.dataset.finished === 'true'", what="cut short: the run to finish")
+    states = driver.js("return [...document.querySelectorAll('.task')].map(t => t.dataset.state)")
+    assert states == ["failed", "done", "done"], f"cut short: task states {states}"
+    status = driver.js("return document.querySelector('.task .status').textContent")
+    assert re.match(r"cut short: Connection reset by peer after \d+ bytes", status), f"cut short: status {status!r}"
+    return status
+
+
 def work_with_a_token(driver, binary):
     """A gateway that needs a token: the page takes it from the link's fragment and keeps working."""
     secured = subprocess.Popen([binary, "gateway", "--port", "0", "--token", "page-secret", "--poetry-dir",
@@ -168,6 +185,7 @@ def main():
         driver = WebDriver(driver_port)
         checks = [("page controls", "page-failed.png", lambda: race_through_controls(driver, url)),
                   ("scenario link at 375px", "page-375-failed.png", lambda: replay_link_at_375px(driver, url)),
+                  ("a poem cut short", "page-cut-short-failed.png", lambda: show_a_poem_cut_short(driver, url)),
                   ("with --token", "page-token-failed.png", lambda: work_with_a_token(driver, binary))]
         for name, failure_shot, check in checks:
             try:

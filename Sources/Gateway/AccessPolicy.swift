@@ -1,89 +1,78 @@
 import HTTP1
 import HTTPServer
 
-/// Who may act. Bound to loopback, the gateway still refuses what a hostile page could make a visitor's browser
-/// do: requests naming another Host (DNS rebinding) and POST/DELETE from another Origin. With a token, mutating
-/// requests must carry it as `Authorization: Bearer …`.
+/// Who may act.
+///
+/// - `Host` must name this gateway (`HostAllowList`): a page on a rebinding name (`127.0.0.1.evil.example`) gets
+///   403 before anything runs. Bound to a wildcard address with no `--allowed-host`, there is no name to hold Host
+///   to; the gateway is then off loopback, where the token guards the API.
+/// - POST/DELETE from a browser must come from an `Origin` in the same set (403 otherwise); never one derived from
+///   the request's own Host, which a rebinding page chooses.
+/// - With a token, changes need `Authorization: Bearer …`; off loopback every `/api/` request does, reads
+///   included, and `/metrics` unless `--metrics-public`. A missing or wrong token is 401 with `WWW-Authenticate`.
 struct AccessPolicy {
     let loopbackOnly: Bool
-    let boundHost: String
-    let port: UInt16
-    let token: String?
+    let hosts: HostAllowList
+    let metricsPublic: Bool
+    /// Whether Host and Origin are checked (see the type's note on wildcard addresses).
+    private let checksNames: Bool
+    private let token: [UInt8]?
 
-    private static let loopbackNames: Set<String> = ["localhost", "127.0.0.1", "[::1]", "::1"]
+    init(loopbackOnly: Bool, hosts: HostAllowList, token: String?, metricsPublic: Bool) {
+        self.loopbackOnly = loopbackOnly
+        self.hosts = hosts
+        self.metricsPublic = metricsPublic
+        checksNames = loopbackOnly || hosts.knowsItsNames
+        self.token = token.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
+    }
 
     func check(_ request: HTTPRequest) -> GatewayError? {
-        if loopbackOnly, !request.headers.withFirstValue("host", { $0.map(isOwnHost) ?? true }) {
+        // No Host at all comes only from HTTP/1.0 clients (the parser requires it of 1.1); a browser always sends one.
+        if checksNames, !request.headers.withFirstValue("host", { host in host.map { hosts.matchesHost($0) } ?? true }) {
             let host = request.headers["Host"] ?? ""
-            return .forbidden("Host '\(host)' is not this gateway's; use http://localhost:\(port)/")
+            return .forbidden("Host '\(host)' is not a name of this gateway; use http://localhost:\(hosts.port)/, or start it with --allowed-host NAME for a reverse proxy's name")
         }
+        let changes: Bool
         switch request.method {
-        case "GET", "HEAD": return nil
-        case "POST", "DELETE", "PUT", "PATCH": break
-        default: return nil
+        case "POST", "DELETE", "PUT", "PATCH": changes = true
+        default: changes = false
         }
-        if let origin = request.headers["Origin"], origin != "null" || loopbackOnly {
-            guard isOwnOrigin(origin, host: request.headers["Host"]) else {
-                return .forbidden("requests from origin \(origin) may not change this gateway")
-            }
+        if changes, checksNames, let refusal = checkOrigin(request) { return refusal }
+        guard let token else { return nil }
+        let needsToken = changes || (!loopbackOnly && (request.path.hasPrefix("/api/") || (request.path == "/metrics" && !metricsPublic)))
+        guard needsToken else { return nil }
+        let given = request.headers.withFirstValue("authorization") { value -> Bool in
+            guard let value else { return false }
+            return Self.bearerToken(in: value).map { Self.constantTimeEquals($0, token) } ?? false
         }
-        if let token {
-            let given = request.headers["Authorization"] ?? ""
-            guard given.hasPrefix("Bearer "), Self.constantTimeEquals(Array(given.utf8.dropFirst(7)), Array(token.utf8)) else {
-                return .forbidden("this gateway needs Authorization: Bearer <token> to change anything")
-            }
+        guard given else {
+            return .unauthorized(loopbackOnly ? "this gateway needs Authorization: Bearer <token> to change anything"
+                                              : "this gateway needs Authorization: Bearer <token> on every /api/ request")
         }
         return nil
     }
 
-    /// A loopback name or the address we are bound to, with any port; checked on the bytes, as it runs per request.
-    private func isOwnHost(_ host: UnsafeBufferPointer<UInt8>) -> Bool {
-        var end = 0
-        if host.first == UInt8(ascii: "[") {
-            while end < host.count && host[end] != UInt8(ascii: "]") { end += 1 }
-            end = min(end + 1, host.count)
-        } else {
-            while end < host.count && host[end] != UInt8(ascii: ":") { end += 1 }
+    /// An `Origin` of "null" (a sandboxed page, a file) is refused on loopback, where no token may stand in for it.
+    private func checkOrigin(_ request: HTTPRequest) -> GatewayError? {
+        let allowed = request.headers.withFirstValue("origin") { value -> Bool in
+            guard let value else { return true }
+            if !loopbackOnly && value.elementsEqual("null".utf8) { return true }
+            return hosts.matchesOrigin(value)
         }
-        let name = UnsafeBufferPointer(rebasing: host[..<end])
-        if Self.isLoopbackName(name) { return true }
-        return boundHost.utf8.count == name.count && boundHost.utf8.elementsEqual(name) { ($0 | 0x20) == ($1 | 0x20) }
+        guard !allowed else { return nil }
+        return .forbidden("requests from origin \(request.headers["Origin"] ?? "") may not change this gateway")
     }
 
-    private func isOwnOrigin(_ origin: String, host: String?) -> Bool {
-        let lower = origin.lowercased()
-        guard lower.hasPrefix("http://") else { return false }
-        let authority = String(lower.dropFirst(7))
-        if let host, authority == host.lowercased() { return true }
-        let name = Self.hostName(authority)
-        let portText = authority.split(separator: ":").last.map(String.init) ?? ""
-        return (Self.loopbackNames.contains(name) || name == boundHost.lowercased()) && portText == String(port)
-    }
-
-    /// `localhost:8080` → `localhost`, `[::1]:8080` → `[::1]`.
-    static func hostName(_ host: String) -> String {
-        let utf8 = host.utf8
-        if utf8.first == UInt8(ascii: "["), let close = utf8.firstIndex(of: UInt8(ascii: "]")) { return String(host[...close]) }
-        guard let colon = utf8.firstIndex(of: UInt8(ascii: ":")) else { return host }
-        return String(host[..<colon])
-    }
-
-    /// 127.x.x.x, [::1], ::1 or localhost in any case.
-    static func isLoopbackName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
-        func matches(_ literal: StaticString, prefix: Bool = false, ignoringCase: Bool = false) -> Bool {
-            let length = literal.utf8CodeUnitCount
-            guard prefix ? name.count >= length : name.count == length else { return false }
-            for offset in 0..<length {
-                let byte = ignoringCase ? name[offset] | 0x20 : name[offset]
-                if byte != literal.utf8Start[offset] { return false }
-            }
-            return true
-        }
-        return matches("127.", prefix: true) || matches("[::1]") || matches("::1") || matches("localhost", ignoringCase: true)
+    /// The token of `Bearer TOKEN` (the scheme in any case, RFC 9110), or nil for another scheme.
+    private static func bearerToken(in value: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8>? {
+        let scheme = "bearer "
+        guard value.count > scheme.utf8.count,
+              zip(scheme.utf8, value).allSatisfy({ $0 == $1 | ($1 >= 0x41 && $1 <= 0x5A ? 0x20 : 0) }) else { return nil }
+        return UnsafeBufferPointer(rebasing: value[scheme.utf8.count...])
     }
 
     /// Compares without an early exit, so the time taken says nothing about how much of a guess was right.
-    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    static func constantTimeEquals(_ a: UnsafeBufferPointer<UInt8>, _ b: [UInt8]) -> Bool {
         var difference = UInt8(a.count == b.count ? 0 : 1)
         for index in 0..<max(a.count, b.count) {
             let x = index < a.count ? a[index] : 0

@@ -10,7 +10,8 @@ import Reactor
 ///
 /// A slow reader never makes the gateway buffer without bound: while the client is behind, data events are merged
 /// per task (bytes summed, latest total kept), so what waits is O(tasks); connected, done, failed and summary are
-/// never dropped. A caller who hangs up cancels the fetch and closes its sockets.
+/// never dropped. What a task keeps of its poem is capped (`--max-poem-bytes`), so a `done` event's text is too.
+/// A caller who hangs up cancels the fetch and closes its sockets.
 final class FetchSession {
     let id: Int
     let mode: FetchMode
@@ -39,7 +40,7 @@ final class FetchSession {
         out.reserveCapacity(4096)
     }
 
-    func start(tasks: [FetchTask], timeout: Double, reactor: Reactor) {
+    func start(tasks: [FetchTask], timeout: Double, limits: FetchLimits, reactor: Reactor) {
         metrics.activeFetches += 1
         metrics.activeStreams += 1
         metrics.fetchesStarted += 1
@@ -54,7 +55,7 @@ final class FetchSession {
         startedAt = MonotonicClock.now()
         switch mode {
         case .async:
-            let fetch = AsyncFetch(reactor: reactor, tasks: tasks, timeout: timeout) { [weak self] event in
+            let fetch = AsyncFetch(reactor: reactor, tasks: tasks, timeout: timeout, limits: limits) { [weak self] event in
                 self?.handle(event)
             }
             asyncFetch = fetch
@@ -65,7 +66,7 @@ final class FetchSession {
             // The worker blocks on its sockets, as the seed's client does; each event hops to the reactor thread.
             let box = UncheckedBox(self)
             WorkerThread.start(name: "fetch-\(id)") {
-                BlockingFetch.run(tasks: tasks, timeout: timeout, control: control) { event in
+                BlockingFetch.run(tasks: tasks, timeout: timeout, limits: limits, control: control) { event in
                     reactor.execute { box.value.handle(event) }
                 }
             }

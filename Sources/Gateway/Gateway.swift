@@ -39,6 +39,9 @@ public final class Gateway {
         } catch {
             throw GatewayStartError(message: "invalid --host '\(config.host)': give an IP address such as 127.0.0.1")
         }
+        if let problem = config.allowedHosts.lazy.compactMap(HostAllowList.problem(withAllowedHost:)).first {
+            throw GatewayStartError(message: problem)
+        }
         if !config.isLoopbackOnly && (config.token ?? "").isEmpty {
             throw GatewayStartError(message: "refusing to listen on \(config.host) without --token (or POETRY_GATEWAY_TOKEN): anyone who can reach it could start servers")
         }
@@ -53,7 +56,9 @@ public final class Gateway {
         } catch {
             throw GatewayStartError(message: "cannot listen on \(address): \(error)")
         }
-        policy = AccessPolicy(loopbackOnly: config.isLoopbackOnly, boundHost: config.host, port: http.port, token: config.token)
+        policy = AccessPolicy(loopbackOnly: config.isLoopbackOnly,
+                              hosts: HostAllowList(boundHost: config.host, port: http.port, allowedHosts: config.allowedHosts),
+                              token: config.token, metricsPublic: config.metricsPublic)
         installRoutes()
         metrics.routeNames = router.routes.map(\.pattern)
         http.setHandler { [unowned self] request, writer in self.handle(request, writer) }
@@ -188,7 +193,8 @@ public final class Gateway {
             sessions[ended.id] = nil
         }
         sessions[id] = session
-        session.start(tasks: fetch.tasks, timeout: fetch.timeout, reactor: reactor)
+        session.start(tasks: fetch.tasks, timeout: fetch.timeout,
+                      limits: FetchLimits(maxPoemBytes: config.maxPoemBytes, deadline: config.fetchDeadline), reactor: reactor)
     }
 
     // MARK: running

@@ -1,5 +1,6 @@
 import HTTP1
 import HTTPServer
+import Poetry
 import Reactor
 
 /// Everything `poetry gateway` can be told. Each field is a command-line flag; defaults are the README's.
@@ -15,8 +16,18 @@ public struct GatewayConfig: Sendable {
     public var allowRemoteTargets = false
     /// Let started servers bind outside loopback.
     public var allowRemoteServers = false
-    /// Required as `Authorization: Bearer …` on mutating requests; mandatory when bound outside loopback.
+    /// Required as `Authorization: Bearer …` on mutating requests, and off loopback on every `/api/` request (and
+    /// `/metrics`); mandatory when bound outside loopback.
     public var token: String?
+    /// Names besides the loopback ones and the bound address that Host and Origin may carry: a reverse proxy's
+    /// public name, or `*.example.org`.
+    public var allowedHosts: [String] = []
+    /// Off loopback, serve `/metrics` without the token (for a scraper on the network).
+    public var metricsPublic = false
+    /// Most bytes one fetch task keeps; a target that sends more fails that task.
+    public var maxPoemBytes = FetchLimits.defaultMaxPoemBytes
+    /// Seconds one fetch task may take in all, however steadily its target trickles.
+    public var fetchDeadline = 120.0
     /// Most poetry servers running at once.
     public var maxServers = 64
     /// Most targets in one fetch.

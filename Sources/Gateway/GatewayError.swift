@@ -7,6 +7,8 @@ enum GatewayError: Error {
     case badRequest(String)
     case notFound(String)
     case conflict(String)
+    /// A missing or wrong bearer token (policy refusals are `forbidden`).
+    case unauthorized(String)
     case forbidden(String)
     case tooManyServers(Int)
     case tooManyTargets(Int)
@@ -20,6 +22,7 @@ enum GatewayError: Error {
         case .badRequest: return .badRequest
         case .notFound: return .notFound
         case .conflict: return .conflict
+        case .unauthorized: return .unauthorized
         case .forbidden: return .forbidden
         case .tooManyServers, .tooManyStreams, .tooManyBlockingFetches: return .tooManyRequests
         case .tooManyTargets: return .contentTooLarge
@@ -33,6 +36,7 @@ enum GatewayError: Error {
         case .badRequest: return "bad_request"
         case .notFound: return "not_found"
         case .conflict: return "conflict"
+        case .unauthorized: return "unauthorized"
         case .forbidden: return "forbidden"
         case .tooManyServers: return "too_many_servers"
         case .tooManyTargets: return "too_many_targets"
@@ -45,7 +49,7 @@ enum GatewayError: Error {
 
     var message: String {
         switch self {
-        case .badRequest(let text), .notFound(let text), .conflict(let text), .forbidden(let text), .notAcceptable(let text):
+        case .badRequest(let text), .notFound(let text), .conflict(let text), .unauthorized(let text), .forbidden(let text), .notAcceptable(let text):
             return text
         case .tooManyServers(let limit): return "at most \(limit) servers may run at once; stop one first"
         case .tooManyTargets(let limit): return "at most \(limit) targets per fetch"
@@ -55,7 +59,14 @@ enum GatewayError: Error {
         }
     }
 
+    private static let bearerChallenge = HTTPHeaders([("WWW-Authenticate", #"Bearer realm="poetry-gateway""#)])
+
     func respond(_ writer: HTTPResponseWriter) {
+        if case .unauthorized = self {
+            // RFC 6750: a 401 says which scheme would do.
+            writer.respond(status: status, json: .error(code, message), headers: Self.bearerChallenge)
+            return
+        }
         writer.respond(status: status, json: .error(code, message))
     }
 }

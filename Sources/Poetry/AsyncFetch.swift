@@ -6,6 +6,7 @@ public final class AsyncFetch {
     public let tasks: [FetchTask]
     private let reactor: Reactor
     private let timeout: Double?
+    let limits: FetchLimits
     /// Whether `.finished` carries the poem's bytes (false: only its length, and no per-task buffer).
     let keepPoems: Bool
     private let observer: (FetchEvent) -> Void
@@ -16,12 +17,14 @@ public final class AsyncFetch {
     private var failures = 0
     public private(set) var isFinished = false
 
-    /// `timeout`: a task that connects or receives nothing for this many seconds fails ("stalled").
-    public init(reactor: Reactor, tasks: [FetchTask], timeout: Double? = nil, keepPoems: Bool = true,
-                observer: @escaping (FetchEvent) -> Void) {
+    /// `timeout`: a task that connects or receives nothing for this many seconds fails ("stalled"); `limits`: what
+    /// one task may take in bytes and time in all.
+    public init(reactor: Reactor, tasks: [FetchTask], timeout: Double? = nil, limits: FetchLimits = FetchLimits(),
+                keepPoems: Bool = true, observer: @escaping (FetchEvent) -> Void) {
         self.reactor = reactor
         self.tasks = tasks
         self.timeout = timeout
+        self.limits = limits
         self.keepPoems = keepPoems
         self.observer = observer
     }
@@ -41,6 +44,7 @@ public final class AsyncFetch {
             // Nagle's algorithm only matters to writers; these sockets only read.
             receiver.connector = TCPConnection.connect(reactor: reactor, to: task.address, timeout: timeout, noDelay: false, handler: receiver)
             receiver.watchForStall(reactor: reactor, timeout: timeout)
+            receiver.watchDeadline(reactor: reactor, limits: limits)
         }
     }
 
@@ -95,6 +99,7 @@ final class PoemReceiver: ConnectionHandler {
     private var done = false
     private var lastActivity = MonotonicClock.now()
     private var stallTimer: TimerHandle?
+    private var deadlineTimer: TimerHandle?
 
     init(task: Int, fetch: AsyncFetch) {
         self.task = task
@@ -118,9 +123,21 @@ final class PoemReceiver: ConnectionHandler {
         }
     }
 
+    /// The whole task's time: a target that trickles just often enough to dodge the stall timer still ends.
+    func watchDeadline(reactor: Reactor, limits: FetchLimits) {
+        guard let deadline = limits.deadline, deadline > 0 else { return }
+        deadlineTimer = reactor.callLater(deadline) { [weak self] in
+            guard let self, !self.done, let fetch = self.fetch else { return }
+            self.end(.failed(task: self.task, reason: limits.deadlineMessage, t: fetch.elapsed()))
+            self.connection?.abort()
+            self.connector?.cancel()
+        }
+    }
+
     func stop() {
         done = true
         stallTimer?.cancel()
+        deadlineTimer?.cancel()
         connector?.cancel()
         connection?.abort()
     }
@@ -129,6 +146,7 @@ final class PoemReceiver: ConnectionHandler {
         guard !done else { return }
         done = true
         stallTimer?.cancel()
+        deadlineTimer?.cancel()
         fetch?.report(event())
     }
 
@@ -149,6 +167,12 @@ final class PoemReceiver: ConnectionHandler {
     func dataReceived(_ bytes: UnsafeRawBufferPointer) {
         guard !done, let fetch else { return }
         lastActivity = MonotonicClock.now()
+        if fetch.limits.exceeded(total: received, adding: bytes.count) {
+            // Failed before keeping any of it: what a task holds never passes the cap.
+            end(.failed(task: task, reason: fetch.limits.tooLongMessage, t: fetch.elapsed()))
+            connection?.abort()
+            return
+        }
         received += bytes.count
         if fetch.keepPoems { poem.append(contentsOf: bytes) }
         fetch.report(.received(task: task, bytes: bytes.count, received: received, t: fetch.elapsed()))
@@ -159,6 +183,8 @@ final class PoemReceiver: ConnectionHandler {
         switch reason {
         case .done:
             end(.finished(task: task, bytes: received, poem: poem, t: now))
+        case .reset where received > 0:
+            end(.failed(task: task, reason: ConnectErrorText.cutShort(after: received), t: now))
         default:
             end(.failed(task: task, reason: reason.description, t: now))
         }

@@ -27,8 +27,8 @@ public final class BlockingFetchControl: Sendable {
 /// The seed's blocking client: one server after another, each read blocking the whole program. Runs on the
 /// calling thread and reports to `observer` on that thread.
 public enum BlockingFetch {
-    public static func run(tasks: [FetchTask], timeout: Double? = nil, control: BlockingFetchControl = BlockingFetchControl(),
-                           observer: (FetchEvent) -> Void) {
+    public static func run(tasks: [FetchTask], timeout: Double? = nil, limits: FetchLimits = FetchLimits(),
+                           control: BlockingFetchControl = BlockingFetchControl(), observer: (FetchEvent) -> Void) {
         let start = MonotonicClock.now()
         func elapsed() -> Double { MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() &- start) }
         observer(.started(mode: .blocking, tasks: tasks))
@@ -37,7 +37,7 @@ public enum BlockingFetch {
         for task in tasks {
             guard !control.isCancelled else { return }
             observer(.connecting(task: task.number, t: elapsed()))
-            let outcome = fetchOne(task, timeout: timeout, control: control, elapsed: elapsed, observer: observer)
+            let outcome = fetchOne(task, timeout: timeout, limits: limits, control: control, elapsed: elapsed, observer: observer)
             guard !control.isCancelled else { return }
             switch outcome {
             case .success(let poem):
@@ -53,8 +53,9 @@ public enum BlockingFetch {
 
     struct Reason: Error { let text: String }
 
-    private static func fetchOne(_ task: FetchTask, timeout: Double?, control: BlockingFetchControl,
+    private static func fetchOne(_ task: FetchTask, timeout: Double?, limits: FetchLimits, control: BlockingFetchControl,
                                  elapsed: () -> Double, observer: (FetchEvent) -> Void) -> Result<[UInt8], Reason> {
+        let deadline = limits.deadline.map { MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: $0) }
         let fd: Int32
         do {
             fd = try Socket.makeStream(for: task.address, nonBlocking: false)
@@ -67,6 +68,9 @@ public enum BlockingFetch {
             close(fd)
         }
         if let timeout { Socket.setTimeouts(fd, seconds: timeout) }
+        // The socket timeout in force: the stall timeout, or less once the deadline is nearer than that.
+        var waitLimit = timeout
+        var deadlineIsNearer = false
         let connected = task.address.withSockAddr { connect(fd, $0, $1) }
         guard connected == 0 else {
             let code = errno
@@ -76,8 +80,21 @@ public enum BlockingFetch {
         var poem: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
+            if let deadline {
+                // Only in the last stall-timeout's worth of the deadline does the socket timeout change (a syscall per read).
+                let now = MonotonicClock.now()
+                guard now < deadline else { return .failure(Reason(text: limits.deadlineMessage)) }
+                // At least a millisecond: a zero timeval would mean no timeout at all.
+                let remaining = max(MonotonicClock.seconds(fromNanoseconds: deadline - now), 0.001)
+                if waitLimit.map({ remaining < $0 }) ?? true {
+                    Socket.setTimeouts(fd, seconds: remaining)
+                    waitLimit = remaining
+                    deadlineIsNearer = true
+                }
+            }
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count > 0 {
+                guard !limits.exceeded(total: poem.count, adding: count) else { return .failure(Reason(text: limits.tooLongMessage)) }
                 poem.append(contentsOf: buffer[0..<count])
                 observer(.received(task: task.number, bytes: count, received: poem.count, t: elapsed()))
             } else if count == 0 {
@@ -86,8 +103,10 @@ public enum BlockingFetch {
                 let code = errno
                 if code == EINTR { continue }
                 if code == EAGAIN || code == EWOULDBLOCK {
+                    if deadlineIsNearer { return .failure(Reason(text: limits.deadlineMessage)) }
                     return .failure(Reason(text: "Timed out: no data for \(formatSeconds(timeout ?? 0))"))
                 }
+                if code == ECONNRESET && !poem.isEmpty { return .failure(Reason(text: ConnectErrorText.cutShort(after: poem.count))) }
                 return .failure(Reason(text: ConnectErrorText.text(code)))
             }
         }
@@ -100,5 +119,11 @@ enum ConnectErrorText {
         case ECONNRESET: return "Connection reset by peer"
         default: return SystemError("", errno: code).reason
         }
+    }
+
+    /// A reset after part of the poem: a server stopped mid-poem resets rather than closes, so the part is never
+    /// taken for the whole.
+    static func cutShort(after bytes: Int) -> String {
+        "Connection reset by peer after \(bytes) bytes: the server stopped mid-poem"
     }
 }

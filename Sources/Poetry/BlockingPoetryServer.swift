@@ -87,7 +87,12 @@ public final class BlockingPoetryServer: Sendable {
             }
             offset = end
             // The seed sleeps after every send, the last one included.
-            guard waitReadable(-1, timeoutMilliseconds: Int32(config.delay * 1000)) else { return }
+            guard waitReadable(-1, timeoutMilliseconds: Int32(config.delay * 1000)) else {
+                // Stopped mid-poem: close with a reset, not a FIN, so the client cannot take the part it got for
+                // the whole poem (a FIN after 150 of 3003 bytes looks exactly like a short poem's end).
+                if offset < poem.count { Socket.setLingerZero(client) }
+                return
+            }
         }
         observer(.clientFinished(peer))
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Gateway
 import HTTP1
 import HTTPServer
+import Poetry
 import Reactor
 #if canImport(Glibc)
 import Glibc
@@ -42,8 +43,14 @@ struct GatewayCommand: ParsableCommand {
     @Flag(help: "Let started servers listen outside loopback.")
     var allowRemoteServers = false
 
-    @Option(help: "Bearer token required on POST/DELETE (default: $POETRY_GATEWAY_TOKEN).")
+    @Option(help: "Bearer token required on POST/DELETE, and off loopback on every /api/ request and /metrics (default: $POETRY_GATEWAY_TOKEN).")
     var token: String?
+
+    @Option(help: ArgumentHelp("A name Host and Origin may carry besides localhost, the loopback addresses and --host: a reverse proxy's public name (repeatable; *.example.org allowed).", valueName: "name"))
+    var allowedHost: [String] = []
+
+    @Flag(help: "Off loopback, serve /metrics without the token.")
+    var metricsPublic = false
 
     @Option(help: "Most poetry servers running at once.")
     var maxServers = 64
@@ -59,6 +66,12 @@ struct GatewayCommand: ParsableCommand {
 
     @Option(help: "Seconds a fetch task may wait for a connection or data before it fails.")
     var fetchTimeout = 10.0
+
+    @Option(help: "Most bytes one fetch task may receive; a target that sends more fails that task.")
+    var maxPoemBytes = FetchLimits.defaultMaxPoemBytes
+
+    @Option(help: "Seconds one fetch task may take in all, however steadily its target trickles.")
+    var fetchDeadline = 120.0
 
     @Option(help: "Most HTTP connections at once (accepting pauses beyond; from 90% idle keep-alive connections are closed, oldest first).")
     var maxConnections = 10_000
@@ -83,6 +96,8 @@ struct GatewayCommand: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
+        guard maxPoemBytes > 0 else { throw ValidationError("--max-poem-bytes must be positive.") }
+        guard fetchDeadline > 0, fetchDeadline.isFinite else { throw ValidationError("--fetch-deadline must be a positive number of seconds.") }
         guard maxServers > 0, maxTargets > 0, maxStreams > 0, maxBlockingFetches > 0, maxConnections > 0 else {
             throw ValidationError("limits must be positive.")
         }
@@ -104,6 +119,10 @@ struct GatewayCommand: ParsableCommand {
         config.maxStreams = maxStreams
         config.maxBlockingFetches = maxBlockingFetches
         config.fetchTimeout = fetchTimeout
+        config.fetchDeadline = fetchDeadline
+        config.maxPoemBytes = maxPoemBytes
+        config.allowedHosts = allowedHost
+        config.metricsPublic = metricsPublic
         config.http.maxConnections = maxConnections
         config.http.headerTimeout = headerTimeout
         config.http.idleTimeout = idleTimeout

@@ -22,6 +22,12 @@ struct GetCommand: ParsableCommand {
     @Option(help: "Fail a task that connects or receives nothing for this many seconds.")
     var timeout: Double = 10
 
+    @Option(help: "Fail a task whose poem is longer than this many bytes.")
+    var maxPoemBytes = FetchLimits.defaultMaxPoemBytes
+
+    @Option(help: "Fail a task not finished this many seconds after it began (default: no deadline).")
+    var fetchDeadline: Double?
+
     @Flag(help: "Print each poem's text after the report.")
     var printPoems = false
 
@@ -34,6 +40,10 @@ struct GetCommand: ParsableCommand {
     func validate() throws {
         guard !(blocking && asynchronous) else { throw ValidationError("Choose one of --blocking and --async.") }
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds.") }
+        guard maxPoemBytes > 0 else { throw ValidationError("--max-poem-bytes must be positive.") }
+        if let fetchDeadline, !(fetchDeadline > 0 && fetchDeadline.isFinite) {
+            throw ValidationError("--fetch-deadline must be a positive number of seconds.")
+        }
     }
 
     func run() throws {
@@ -49,6 +59,7 @@ struct GetCommand: ParsableCommand {
             throw fail(error.description, status: 2)
         }
         let mode: FetchMode = blocking ? .blocking : .async
+        let limits = FetchLimits(maxPoemBytes: maxPoemBytes, deadline: fetchDeadline)
         var transcript = SeedTranscript(mode: mode)
         var poems: [Int: [UInt8]] = [:]
         var anyFailed = false
@@ -65,7 +76,7 @@ struct GetCommand: ParsableCommand {
         }
         switch mode {
         case .blocking:
-            BlockingFetch.run(tasks: tasks, timeout: timeout, observer: observe)
+            BlockingFetch.run(tasks: tasks, timeout: timeout, limits: limits, observer: observe)
         case .async:
             let loop: Reactor
             do {
@@ -73,7 +84,7 @@ struct GetCommand: ParsableCommand {
             } catch {
                 throw fail("\(error)")
             }
-            let fetch = AsyncFetch(reactor: loop, tasks: tasks, timeout: timeout, keepPoems: printPoems) { event in
+            let fetch = AsyncFetch(reactor: loop, tasks: tasks, timeout: timeout, limits: limits, keepPoems: printPoems) { event in
                 observe(event)
                 if case .summary = event { loop.stop() }
             }

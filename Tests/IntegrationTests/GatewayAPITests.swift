@@ -203,10 +203,10 @@ struct GatewayAPITests {
         let gateway = try TestGateway { $0.token = "s3cret" }
         defer { gateway.stop() }
         let body = Array(#"{"poem":"science"}"#.utf8)
-        #expect(CurlClient().request("POST", "\(gateway.url)/api/servers", body: body).status == 403)
-        #expect(CurlClient().request("POST", "\(gateway.url)/api/servers", headers: ["Authorization: Bearer wrong"], body: body).status == 403)
+        #expect(CurlClient().request("POST", "\(gateway.url)/api/servers", body: body).status == 401)
+        #expect(CurlClient().request("POST", "\(gateway.url)/api/servers", headers: ["Authorization: Bearer wrong"], body: body).status == 401)
         #expect(CurlClient().request("POST", "\(gateway.url)/api/servers", headers: ["Authorization: Bearer s3cret"], body: body).status == 201)
-        #expect(CurlClient().request("\(gateway.url)/api/servers").status == 200, "reading needs no token")
+        #expect(CurlClient().request("\(gateway.url)/api/servers").status == 200, "on loopback, reading needs no token")
     }
 
     @Test func listeningOutsideLoopbackWithoutATokenIsRefused() {
