@@ -38,14 +38,14 @@ let package = Package(
         // libcurl drives the integration tests only; the product never links it.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // What tests share: a manual clock, a fake transport and the driver that runs a connection's state machine
-        // on them (no socket, no real time).
-        .target(name: "TestSupport", dependencies: ["HTTP1"], path: "Tests/Support"),
-        .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
+        // on them (no socket, no real time), and the one harness that runs a reactor on a thread of its own.
+        .target(name: "TestSupport", dependencies: ["HTTP1", "Reactor"], path: "Tests/Support"),
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "TestSupport"]),
         .testTarget(name: "PoetryTests", dependencies: ["Poetry", "Reactor"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestSupport"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTP1", "Reactor"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTP1", "Reactor", "TestSupport"]),
         // Driven by libcurl: the HTTP server and the gateway over real sockets.
-        .testTarget(name: "IntegrationTests", dependencies: ["Gateway", "HTTP1", "HTTPServer", "Poetry", "Reactor", "CCurl"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Gateway", "HTTP1", "HTTPServer", "Poetry", "Reactor", "CCurl", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

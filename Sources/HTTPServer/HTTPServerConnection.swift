@@ -150,7 +150,7 @@ final class HTTPServerConnection: ConnectionHandler {
         timer = nil
         guard transport != nil else { return }
         let sending = machine.deadlineKind == .send
-        if let action = machine.deadlineReached(now: MonotonicClock.now()) {
+        if let action = machine.deadlineReached(now: reactor.now) {
             if sending, case .reset = action { server.stats.sendTimeouts += 1 }
             perform(action)
         }

@@ -55,8 +55,16 @@ public final class Reactor: @unchecked Sendable {
     /// allocates nothing.
     let readBuffer: UnsafeMutableRawBufferPointer
 
-    public init(backend kind: BackendKind = .default, readBufferSize: Int = 64 * 1024) throws(ReactorError) {
+    /// A supplied clock (tests); nil: the system's monotonic clock, read inline.
+    private let clock: (any ReactorClock)?
+
+    /// `clock`: a time source of the caller's (a test's manual clock). It is not tied to real time, so with one
+    /// the loop never sleeps toward a timer: each `runOnce` polls, runs what is due by that clock, and returns.
+    public init(backend kind: BackendKind = .default, readBufferSize: Int = 64 * 1024,
+                clock: (any ReactorClock)? = nil) throws(ReactorError) {
         _ = BrokenPipe.ignored
+        self.clock = clock
+        lastWake = clock?.now() ?? MonotonicClock.now()
         backendKind = kind
         backend = try makeBackend(kind)
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
@@ -133,7 +141,7 @@ public final class Reactor: @unchecked Sendable {
     /// Calls `callback` on the loop after `seconds` (monotonic clock).
     @discardableResult
     public func callLater(_ seconds: Double, _ callback: @escaping () -> Void) -> TimerHandle {
-        timers.schedule(at: MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: seconds), callback)
+        timers.schedule(at: readClock() &+ MonotonicClock.nanoseconds(fromSeconds: seconds), callback)
     }
 
     /// Calls `callback` on the loop once the monotonic clock reaches `deadline` (nanoseconds). Pacing by deadline
@@ -206,25 +214,34 @@ public final class Reactor: @unchecked Sendable {
         // Not inlined into other modules: there the access would carry a runtime exclusivity check again.
         @inline(never) get { lastWake }
     }
-    @exclusivity(unchecked) private var lastWake = MonotonicClock.now()
+    @exclusivity(unchecked) private var lastWake: UInt64
+
+    /// The time now, by this reactor's clock. Deadlines compared with timer times must be read here.
+    public var now: UInt64 { readClock() }
+
+    @inline(__always)
+    private func readClock() -> UInt64 {
+        if let clock { return clock.now() }
+        return MonotonicClock.now()
+    }
 
     public func runOnce() throws(ReactorError) {
-        var start = MonotonicClock.now()
+        var start = readClock()
         runDueTimers(now: start)
         runSoonCalls()
 
-        let timeout = waitTimeout(now: MonotonicClock.now())
-        let beforeWait = MonotonicClock.now()
+        let timeout = clock == nil ? waitTimeout(now: readClock()) : 0
+        let beforeWait = readClock()
         stats.busyNanoseconds &+= beforeWait &- start
         readyEvents.removeAll(keepingCapacity: true)
         try backend.wait(timeoutMilliseconds: timeout, into: &readyEvents)
-        start = MonotonicClock.now()
+        start = readClock()
         lastWake = start
         stats.blockedNanoseconds &+= start &- beforeWait
         stats.iterations &+= 1
 
         dispatchReadyEvents()
-        stats.busyNanoseconds &+= MonotonicClock.now() &- start
+        stats.busyNanoseconds &+= readClock() &- start
     }
 
     private func waitTimeout(now: UInt64) -> Int32 {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Reactor
+import TestSupport
 import Synchronization
 import Testing
 

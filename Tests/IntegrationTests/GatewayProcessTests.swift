@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Poetry
 import Reactor
+import TestSupport
 import Testing
 
 /// The built gateway as a separate process, for what a test process cannot do to itself: a descriptor limit of its

@@ -5,12 +5,13 @@ import Foundation
 @testable import Gateway
 import Reactor
 import Synchronization
+import TestSupport
 
 /// A gateway running on its own thread, on a free port, serving this project's poems and page.
 final class TestGateway: @unchecked Sendable {
     let port: UInt16
     private let gateway: Confined<Gateway>
-    private let finished = Atomic<Bool>(false)
+    private let loop: BackgroundReactor
 
     init(configure: (inout GatewayConfig) -> Void = { _ in }) throws {
         var config = GatewayConfig()
@@ -22,10 +23,7 @@ final class TestGateway: @unchecked Sendable {
         self.gateway = Confined(value: gateway)
         port = gateway.port
         let box = self.gateway
-        WorkerThread.start(name: "test-gateway") { [self] in
-            try? box.value.run(handleSignals: false)
-            finished.store(true, ordering: .releasing)
-        }
+        loop = BackgroundReactor(reactor: gateway.reactor, name: "test-gateway") { try box.value.run(handleSignals: false) }
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
@@ -36,15 +34,7 @@ final class TestGateway: @unchecked Sendable {
     }
 
     func sync<T: Sendable>(_ work: @escaping @Sendable () -> T) throws -> T {
-        let result = Locked<T?>(nil)
-        let ready = DispatchSemaphore(value: 0)
-        reactor.execute {
-            let value = work()
-            result.withLock { $0 = value }
-            ready.signal()
-        }
-        ready.wait()
-        return result.withLock { $0! }
+        try loop.sync(work)
     }
 
     /// The orderly shutdown SIGTERM triggers; returns once the loop has stopped.
@@ -54,16 +44,14 @@ final class TestGateway: @unchecked Sendable {
         waitUntilStopped()
     }
 
-    var isStopped: Bool { finished.load(ordering: .acquiring) }
+    var isStopped: Bool { loop.isStopped }
 
     func waitUntilStopped(limit: Double = 5) {
-        let end = MonotonicClock.now() + MonotonicClock.nanoseconds(fromSeconds: limit)
-        while !isStopped && MonotonicClock.now() < end { usleep(1000) }
+        loop.waitUntilStopped(limit: limit)
     }
 
     func stop() {
-        reactor.stop()
-        waitUntilStopped()
+        loop.stop()
     }
 
     /// Starts a server through the API and returns its JSON.

@@ -7,49 +7,13 @@ import HTTP1
 import HTTPServer
 import Reactor
 import Synchronization
+import TestSupport
 
 let projectRoot: String = {
     var url = URL(fileURLWithPath: #filePath)
     for _ in 0..<3 { url.deleteLastPathComponent() }
     return url.path
 }()
-
-/// A reactor running on its own thread, for tests whose client side (libcurl, raw sockets) blocks the test
-/// thread. Objects built in `setUp` live on that thread; the test talks to them only through `sync`.
-final class BackgroundReactor: @unchecked Sendable {
-    let reactor: Reactor
-    private let done = Atomic<Bool>(false)
-
-    init(backend: BackendKind = .epoll) throws {
-        reactor = try Reactor(backend: backend)
-        WorkerThread.start(name: "test-reactor") { [self] in
-            try? reactor.run()
-            done.store(true, ordering: .releasing)
-        }
-    }
-
-    /// Runs `work` on the reactor thread and waits for its result.
-    func sync<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
-        let result = Locked<Result<T, any Error>?>(nil)
-        let ready = DispatchSemaphore(value: 0)
-        reactor.execute {
-            result.withLock { $0 = Result { try work() } }
-            ready.signal()
-        }
-        ready.wait()
-        return try result.withLock { $0! }.get()
-    }
-
-    func stop() {
-        reactor.stop()
-        while !done.load(ordering: .acquiring) { usleep(1000) }
-    }
-}
-
-/// A reactor-confined value carried through `@Sendable` closures that only use it back on the reactor thread.
-struct Confined<T>: @unchecked Sendable {
-    let value: T
-}
 
 /// An HTTP server on a background reactor with a handful of routes for exercising the server itself.
 final class TestHTTPServer: @unchecked Sendable {

@@ -1,4 +1,5 @@
 import Reactor
+import TestSupport
 import Testing
 
 @Suite("Timers, on every backend")
@@ -66,5 +67,28 @@ struct TimerTests {
         // Waiting 100 ms for one timer takes a handful of wake-ups, not thousands.
         #expect(reactor.stats.iterations < 10)
         #expect(reactor.stats.blockedNanoseconds > reactor.stats.busyNanoseconds)
+    }
+}
+
+/// Timers on a reactor whose time is a manual clock: they fire when the clock, not the wall, reaches them.
+@Suite("Timers on a manual clock")
+struct ManualClockTimerTests {
+    @Test func timersFireInDeadlineOrderOnlyWhenTheClockReachesThem() throws {
+        let clock = ManualClock()
+        let reactor = try Reactor(backend: .epoll, clock: clock)
+        var fired: [String] = []
+        reactor.callLater(5) { fired.append("five") }
+        reactor.callLater(1) { fired.append("one") }
+        let cancelled = reactor.callLater(3) { fired.append("three") }
+        try reactor.runOnce()
+        #expect(fired.isEmpty)
+        clock.advance(seconds: 1)
+        try reactor.runOnce()
+        #expect(fired == ["one"])
+        cancelled.cancel()
+        clock.advance(seconds: 10)
+        try reactor.runOnce()
+        #expect(fired == ["one", "five"])
+        #expect(reactor.now == clock.now())
     }
 }

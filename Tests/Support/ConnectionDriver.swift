@@ -24,7 +24,7 @@ public struct ConnectionDriver {
         machine = HTTPConnectionStateMachine(config: config)
         transport = FakeTransport(room: room)
         self.clock = clock
-        machine.connectionMade(now: clock.now)
+        machine.connectionMade(now: clock.now())
         synchronise()
     }
 
@@ -40,7 +40,7 @@ public struct ConnectionDriver {
     @discardableResult
     public mutating func receive(_ bytes: [UInt8]) -> Bool {
         guard !transport.readingPaused, transport.ending == .open || transport.ending == .writeShutDown else { return false }
-        machine.bytesReceived(bytes, now: clock.now)
+        machine.bytesReceived(bytes, now: clock.now())
         pump()
         return true
     }
@@ -57,7 +57,7 @@ public struct ConnectionDriver {
     public mutating func peerReads(_ count: Int = Int.max) {
         let moved = transport.peerReads(count)
         guard moved > 0 else { return }
-        machine.outputFlushed(remaining: transport.queued.count, now: clock.now)
+        machine.outputFlushed(remaining: transport.queued.count, now: clock.now())
         if transport.queued.isEmpty && transport.ending == .closedAfterFlush { log.append("closed") }
         pump()
     }
@@ -69,8 +69,8 @@ public struct ConnectionDriver {
     }
 
     public mutating func fireDueDeadlines() {
-        while machine.deadline != 0 && machine.deadline <= clock.now, transport.ending != .reset {
-            guard let action = machine.deadlineReached(now: clock.now) else { break }
+        while machine.deadline != 0 && machine.deadline <= clock.now(), transport.ending != .reset {
+            guard let action = machine.deadlineReached(now: clock.now()) else { break }
             perform(action)
             pump()
         }
@@ -87,7 +87,7 @@ public struct ConnectionDriver {
     // MARK: the glue
 
     mutating func pump() {
-        while transport.ending != .reset, let action = machine.nextAction(now: clock.now) {
+        while transport.ending != .reset, let action = machine.nextAction(now: clock.now()) {
             perform(action)
         }
         synchronise()
@@ -110,7 +110,7 @@ public struct ConnectionDriver {
             log.append("reject \(error.status.code)")
             refused.append(error.status.code)
             write("HTTP/1.1 \(error.status.code) \(error.status.reason)\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-            machine.responseComplete(keepAlive: false, outputBuffered: transport.queued.count, now: clock.now)
+            machine.responseComplete(keepAlive: false, outputBuffered: transport.queued.count, now: clock.now())
         case .close:
             log.append("close")
             end(.closedAfterFlush)
@@ -123,19 +123,19 @@ public struct ConnectionDriver {
             machine.connectionLost()
         case .measureUnsent:
             log.append("measureUnsent")
-            if let next = machine.unsentMeasured(transport.kernelUnsent, now: clock.now) { perform(next) }
+            if let next = machine.unsentMeasured(transport.kernelUnsent, now: clock.now()) { perform(next) }
         }
     }
 
     private mutating func respond(to request: HTTPRequest, keepAlive: Bool, size: Int) {
         write("HTTP/1.1 200 OK\r\nContent-Length: \(size)\r\n\(keepAlive ? "" : "Connection: close\r\n")\r\n")
         write(String(repeating: "x", count: size))
-        machine.responseComplete(keepAlive: keepAlive, outputBuffered: transport.queued.count, now: clock.now)
+        machine.responseComplete(keepAlive: keepAlive, outputBuffered: transport.queued.count, now: clock.now())
     }
 
     private mutating func write(_ text: String) {
         transport.write(Array(text.utf8))
-        if !transport.queued.isEmpty { machine.outputQueued(transport.queued.count, now: clock.now) }
+        if !transport.queued.isEmpty { machine.outputQueued(transport.queued.count, now: clock.now()) }
     }
 
     private mutating func end(_ ending: FakeTransport.Ending) {

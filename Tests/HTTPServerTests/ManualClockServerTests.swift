@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTP1
+import HTTPServer
+import Reactor
+import TestSupport
+import Testing
+
+/// The server's deadlines end to end (socket, reactor, timer, connection glue), with the time given by a manual
+/// clock: the reactor runs on the test thread one turn at a time, and nothing sleeps.
+@Suite("HTTP server deadlines on a manual clock")
+struct ManualClockServerTests {
+    /// A reactor with a manual clock on the test thread, an HTTP server on it, and blocking client sockets. Loopback
+    /// delivers a send before it returns, so one turn of the loop always sees it.
+    final class Rig {
+        let clock = ManualClock()
+        let reactor: Reactor
+        let server: HTTPServer
+
+        init(_ configure: (inout HTTPServerConfig) -> Void = { _ in }) throws {
+            var config = HTTPServerConfig()
+            configure(&config)
+            reactor = try Reactor(backend: .epoll, clock: clock)
+            server = try HTTPServer(reactor: reactor, address: SocketAddress(host: "127.0.0.1", port: 0), config: config) { _, writer in
+                writer.respond(status: .ok, text: "hi\n")
+            }
+        }
+
+        func connect() throws -> Int32 {
+            let address = try SocketAddress(host: "127.0.0.1", port: server.port)
+            let fd = try Socket.makeStream(for: address, nonBlocking: false)
+            guard address.withSockAddr({ Glibc.connect(fd, $0, $1) }) == 0 else { throw SystemError.last("connect") }
+            turn()
+            return fd
+        }
+
+        /// A few turns of the loop: accepts, reads, timers due by the clock, deferred closes.
+        func turn() {
+            for _ in 0..<4 { try? reactor.runOnce() }
+        }
+
+        func advance(seconds: Double) {
+            clock.advance(seconds: seconds)
+            turn()
+        }
+
+        func send(_ fd: Int32, _ text: String) {
+            var bytes = Array(text.utf8)
+            _ = bytes.withUnsafeMutableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            turn()
+        }
+
+        /// What has arrived for the client, without waiting, and whether the server has closed.
+        func received(_ fd: Int32) -> (text: String, closed: Bool) {
+            var data: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if count > 0 { data += buffer[0..<count]; continue }
+                return (String(decoding: data, as: UTF8.self), count == 0 || (count < 0 && errno != EAGAIN))
+            }
+        }
+    }
+
+    @Test func aSilentConnectionClosesAtTheHeaderTimeoutByTheReactorsClock() throws {
+        let rig = try Rig { $0.headerTimeout = 10; $0.idleTimeout = 60 }
+        let fd = try rig.connect()
+        defer { close(fd) }
+        #expect(rig.server.openConnections == 1)
+        rig.advance(seconds: 9.9)
+        #expect(!rig.received(fd).closed)
+        rig.advance(seconds: 0.2)
+        let end = rig.received(fd)
+        #expect(end.closed && end.text.isEmpty)
+        #expect(rig.server.openConnections == 0)
+    }
+
+    @Test func aTricklingHeadGets408AtItsDeadline() throws {
+        let rig = try Rig { $0.headerTimeout = 10 }
+        let fd = try rig.connect()
+        defer { close(fd) }
+        rig.advance(seconds: 5)
+        rig.send(fd, "GET / HTTP/1.1\r\n")
+        rig.advance(seconds: 9.9)
+        #expect(rig.received(fd).text.isEmpty)
+        rig.advance(seconds: 0.2)
+        #expect(rig.received(fd).text.hasPrefix("HTTP/1.1 408 "))
+        #expect(rig.server.stats.timeouts == 1)
+    }
+
+    @Test func aKeepAliveConnectionLivesItsIdleTimeoutBetweenRequests() throws {
+        let rig = try Rig { $0.headerTimeout = 10; $0.idleTimeout = 60 }
+        let fd = try rig.connect()
+        defer { close(fd) }
+        rig.send(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(rig.received(fd).text.hasPrefix("HTTP/1.1 200 "))
+        rig.advance(seconds: 59)
+        #expect(!rig.received(fd).closed)
+        rig.advance(seconds: 2)
+        #expect(rig.received(fd).closed)
+    }
+}
