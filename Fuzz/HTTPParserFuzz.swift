@@ -77,10 +77,12 @@ private func runConnection(_ bytes: ArraySlice<UInt8>, cuts: [Int]) -> [String] 
         while let action = machine.nextAction(now: now) {
             precondition(!ended, "an action after the connection ended: \(action) in \(log)")
             switch action {
-            case .dispatch(let request):
+            case .dispatch:
+                let request = machine.takeRequest()
                 log.append("dispatch \(request.method) \(request.path) \(request.body.count)")
                 machine.responseComplete(keepAlive: request.head.keepAlive, outputBuffered: 0, now: now)
-            case .reject(let error):
+            case .reject:
+                let error = machine.refusal!
                 log.append("reject \(error.status.code)")
                 machine.responseComplete(keepAlive: false, outputBuffered: 0, now: now)
             case .sendContinue:

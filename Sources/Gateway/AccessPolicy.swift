@@ -17,6 +17,7 @@ struct AccessPolicy {
     /// Whether Host and Origin are checked (see the type's note on wildcard addresses).
     private let checksNames: Bool
     private let token: [UInt8]?
+    private let hostMemo = HostMemo()
 
     init(loopbackOnly: Bool, hosts: HostAllowList, token: String?, metricsPublic: Bool) {
         self.loopbackOnly = loopbackOnly
@@ -28,15 +29,18 @@ struct AccessPolicy {
 
     func check(_ request: HTTPRequest) -> GatewayError? {
         // No Host at all comes only from HTTP/1.0 clients (the parser requires it of 1.1); a browser always sends one.
-        if checksNames, !request.headers.withFirstValue("host", { host in host.map { hosts.matchesHost($0) } ?? true }) {
+        if checksNames, !request.headers.withFirstValue("host", { host in
+            host.map { hostMemo.isAccepted($0, check: hosts.matchesHost) } ?? true
+        }) {
             let host = request.headers["Host"] ?? ""
             return .forbidden("Host '\(host)' is not a name of this gateway; use http://localhost:\(hosts.port)/, or start it with --allowed-host NAME for a reverse proxy's name")
         }
-        let changes: Bool
-        switch request.method {
-        case "POST", "DELETE", "PUT", "PATCH": changes = true
-        default: changes = false
-        }
+        // Every method that changes something starts with P or D; the first byte spares GET and HEAD four string
+        // comparisons on every request.
+        let method = request.method
+        let initial = method.utf8.first
+        let changes = (initial == UInt8(ascii: "P") || initial == UInt8(ascii: "D"))
+            && (method == "POST" || method == "DELETE" || method == "PUT" || method == "PATCH")
         if changes, checksNames, let refusal = checkOrigin(request) { return refusal }
         guard let token else { return nil }
         let needsToken = changes || (!loopbackOnly && (request.path.hasPrefix("/api/") || (request.path == "/metrics" && !metricsPublic)))

@@ -36,8 +36,14 @@ public struct HTTPConnectionStateMachine {
     public let config: HTTPConnectionConfig
     public private(set) var state = State.idle
     private var parser: HTTPRequestParser
+    /// The head being read, then (state waiting for the handler) the one `takeRequest` hands over.
     private var currentHead: HTTPRequestHead?
+    /// Whether `currentHead` holds a head: asked instead of comparing the optional, which goes through the head's
+    /// value witnesses (a copy and a destroy of the whole head) several times a request.
+    private var hasHead = false
     private var currentBody: [UInt8] = []
+    /// Why the last request was refused, set with `.reject`.
+    public private(set) var refusal: HTTPParseError?
     /// An action decided by an input that `nextAction` hands out first.
     private var pending: HTTPConnectionAction?
     /// Requests dispatched so far (refusals excluded).
@@ -299,18 +305,18 @@ public struct HTTPConnectionStateMachine {
                         setInputDeadline(.body, at: now &+ config.bodyTimeout)
                     }
                     currentHead = consume head
+                    hasHead = true
                     if expectsContinue { return .sendContinue }
                 case .body(let part)?:
                     currentBody.append(contentsOf: part)
                 case .end?:
-                    guard var head = currentHead.take() else { continue }
-                    if parser.sawTrailers { head.keepAlive = false }
-                    let body = currentBody
-                    currentBody = []
+                    // The head stays where it is until `takeRequest` moves it out: no copy on the way.
+                    guard hasHead else { continue }
+                    if parser.sawTrailers { currentHead!.keepAlive = false }
                     requestsStarted += 1
                     move(to: .waitingForHandler)
                     inputDeadline = 0
-                    return .dispatch(HTTPRequest(head: consume head, body: consume body))
+                    return .dispatch
                 case nil:
                     waitForMoreInput(now: now)
                     if state == .closing { return .close }
@@ -322,20 +328,30 @@ public struct HTTPConnectionStateMachine {
         }
     }
 
+    /// The request `.dispatch` announced; the head and body move out (call once per `.dispatch`).
+    public mutating func takeRequest() -> HTTPRequest {
+        let body = currentBody
+        currentBody = []
+        hasHead = false
+        return HTTPRequest(head: currentHead.take().unsafelyUnwrapped, body: consume body)
+    }
+
     // MARK: internals
 
     private mutating func refuse(_ error: HTTPParseError) -> HTTPConnectionAction {
         rejected = true
+        refusal = error
         currentHead = nil
+        hasHead = false
         currentBody = []
         move(to: .waitingForHandler)
         inputDeadline = 0
-        return .reject(error)
+        return .reject
     }
 
     /// The parser needs more bytes: set the state and deadline that fit what is buffered.
     private mutating func waitForMoreInput(now: UInt64) {
-        if currentHead == nil && parser.bufferedBytes == 0 {
+        if !hasHead && parser.bufferedBytes == 0 {
             if peerClosed {
                 move(to: .closing)
                 inputDeadline = 0

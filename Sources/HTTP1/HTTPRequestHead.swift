@@ -104,7 +104,8 @@ public struct HTTPRequestHead: Sendable, Equatable {
     public var query: String? { queryStart < 0 ? nil : storage.string(queryStart, targetSpan.end) }
     public var headers: HTTPRequestHeaders { HTTPRequestHeaders(storage: storage) }
 
-    public var isHead: Bool { method == "HEAD" }
+    /// Checked per response: the length test spares most methods a string comparison.
+    public var isHead: Bool { method.utf8.count == 4 && method == "HEAD" }
 
     public static func == (lhs: HTTPRequestHead, rhs: HTTPRequestHead) -> Bool {
         lhs.method == rhs.method && lhs.target == rhs.target && lhs.path == rhs.path && lhs.query == rhs.query

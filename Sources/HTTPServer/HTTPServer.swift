@@ -52,6 +52,8 @@ public final class HTTPServer {
         self.reactor = reactor
         self.config = config
         connectionConfig = config.connectionConfig
+        evictionThreshold = config.idleEvictionShare >= 1
+            ? Int.max : max(1, Int(Double(config.maxConnections) * config.idleEvictionShare))
         self.handler = handler
         self.logger = logger
         serverHeader = Array("Server: \(config.serverName)\r\n".utf8)
@@ -94,9 +96,7 @@ public final class HTTPServer {
 
     /// From here on, idle connections make room for new ones (nginx, when its connections run low, likewise closes
     /// idle keep-alive connections).
-    private var evictionThreshold: Int {
-        config.idleEvictionShare >= 1 ? Int.max : max(1, Int(Double(config.maxConnections) * config.idleEvictionShare))
-    }
+    private let evictionThreshold: Int
 
     /// Whether idle connections should make room: checked at each accept and whenever a connection goes idle.
     var isNearCapacity: Bool { connections.count - evictionsUnderway >= evictionThreshold }
@@ -116,8 +116,9 @@ public final class HTTPServer {
         }
     }
 
-    /// Evicted connections not yet gone (their close is reported on the next turn of the loop).
-    private var evictionsUnderway = 0
+    /// Evicted connections not yet gone (their close is reported on the next turn of the loop). Read each time a
+    /// connection goes idle, so unchecked like the table.
+    @exclusivity(unchecked) private var evictionsUnderway = 0
 
     /// A flood of connections the reactor cannot watch says so once a second, not once per connection.
     private var refusalLog = LogThrottle()

@@ -100,13 +100,14 @@ final class HTTPServerConnection: ConnectionHandler {
         synchronise()
     }
 
-    private func perform(_ action: consuming HTTPConnectionAction) {
-        switch consume action {
-        case .dispatch(let request):
-            dispatch(consume request)
+    private func perform(_ action: HTTPConnectionAction) {
+        switch action {
+        case .dispatch:
+            dispatch(machine.takeRequest())
         case .sendContinue:
             transport?.write(Self.continueBytes)
-        case .reject(let error):
+        case .reject:
+            guard let error = machine.refusal else { return }
             if error.status == .requestTimeout { server.stats.timeouts += 1 } else { server.stats.rejectedRequests += 1 }
             let writer = HTTPResponseWriter(connection: self)
             inFlight = writer

@@ -95,7 +95,8 @@ public struct ConnectionDriver {
 
     private mutating func perform(_ action: HTTPConnectionAction) {
         switch action {
-        case .dispatch(let request):
+        case .dispatch:
+            let request = machine.takeRequest()
             log.append("dispatch \(request.path)")
             dispatched.append(request.path)
             if hold {
@@ -106,7 +107,8 @@ public struct ConnectionDriver {
         case .sendContinue:
             log.append("continue")
             write("HTTP/1.1 100 Continue\r\n\r\n")
-        case .reject(let error):
+        case .reject:
+            let error = machine.refusal!
             log.append("reject \(error.status.code)")
             refused.append(error.status.code)
             write("HTTP/1.1 \(error.status.code) \(error.status.reason)\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
