@@ -61,6 +61,33 @@ struct LoopTests {
         #expect(turns[2] > turns[1] && turns[4] > turns[3], "\(log)")
     }
 
+    /// A stop that comes before `run()` (a signal handled while the thread is still starting) is kept: `run()`
+    /// returns before anything else can happen, here a timer that would otherwise end the loop instead.
+    @Test(arguments: BackendKind.allCases)
+    func aStopBeforeRunIsKept(backend: BackendKind) throws {
+        let reactor = try Reactor(backend: backend)
+        let stopped = DispatchSemaphore(value: 0)
+        Thread {
+            reactor.stop()
+            stopped.signal()
+        }.start()
+        stopped.wait()
+        var fallbackFired = false
+        reactor.callLater(10) {
+            fallbackFired = true
+            reactor.stop()
+        }
+        try reactor.run()
+        #expect(!fallbackFired, "the stop sent before run() was lost")
+        #expect(reactor.stats.iterations == 0)
+
+        // And once returned the reactor runs again, until the next stop.
+        reactor.callSoon { reactor.stop() }
+        try reactor.run()
+        #expect(!fallbackFired)
+        #expect(reactor.stats.iterations >= 1)
+    }
+
     /// A warning repeated in a flood is let through once per interval, saying how many it stands for.
     @Test func aLogThrottleAdmitsOncePerIntervalAndCountsWhatItHeldBack() {
         var throttle = LogThrottle(seconds: 1)
