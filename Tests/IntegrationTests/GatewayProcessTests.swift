@@ -6,6 +6,13 @@ import Poetry
 import Reactor
 import Testing
 
+/// The `poetry` executable built beside this test bundle (any `--scratch-path`), or `POETRY_BINARY`.
+let poetryBinary: String = {
+    if let path = ProcessInfo.processInfo.environment["POETRY_BINARY"] { return path }
+    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("poetry").path
+    return FileManager.default.isExecutableFile(atPath: beside) ? beside : "\(projectRoot)/.build/debug/poetry"
+}()
+
 /// The built gateway as a separate process, for what a test process cannot do to itself: a descriptor limit of its
 /// own, and signals.
 final class GatewayProcess {
@@ -15,7 +22,7 @@ final class GatewayProcess {
     private let output = Pipe()
 
     init(_ arguments: [String] = [], descriptorLimit: Int? = nil) throws {
-        let binary = "\(projectRoot)/.build/debug/poetry"
+        let binary = poetryBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the poetry executable first")
         let gatewayArguments = ["gateway", "--port", "0", "--poetry-dir", "\(projectRoot)/poetry", "--public-dir", "\(projectRoot)/public"] + arguments
         if let descriptorLimit {

@@ -1,9 +1,16 @@
 import Foundation
 import Testing
 
+/// The `poetry` executable built beside this test bundle (any `--scratch-path`), or `POETRY_BINARY`.
+let poetryBinary: String = {
+    if let path = ProcessInfo.processInfo.environment["POETRY_BINARY"] { return path }
+    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("poetry").path
+    return FileManager.default.isExecutableFile(atPath: beside) ? beside : "\(projectRoot)/.build/debug/poetry"
+}()
+
 /// Runs the built `poetry` binary as a person would and returns (status, stdout, stderr).
 func runPoetry(_ arguments: [String], until: ((String) -> Bool)? = nil) throws -> (status: Int32, out: String, err: String) {
-    let binary = "\(projectRoot)/.build/debug/poetry"
+    let binary = poetryBinary
     try #require(FileManager.default.isExecutableFile(atPath: binary), "build the poetry executable first (swift build)")
     let process = Process()
     process.executableURL = URL(fileURLWithPath: binary)
@@ -24,7 +31,7 @@ func runPoetry(_ arguments: [String], until: ((String) -> Bool)? = nil) throws -
 /// given, receives its standard error.
 func startServe(_ arguments: [String], errors: Pipe? = nil) throws -> (Process, UInt16) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: "\(projectRoot)/.build/debug/poetry")
+    process.executableURL = URL(fileURLWithPath: poetryBinary)
     process.arguments = ["serve"] + arguments
     process.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
     let out = Pipe()
@@ -108,7 +115,7 @@ struct CLITests {
     @Test func theAsyncServerRunsAReactorPerCoreAndNeverSharesItsPortByAccident() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let first = Process()
-        first.executableURL = URL(fileURLWithPath: "\(projectRoot)/.build/debug/poetry")
+        first.executableURL = URL(fileURLWithPath: poetryBinary)
         first.arguments = ["serve", "--async", "poetry/science.txt"]
         first.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
         let out = Pipe()
