@@ -62,7 +62,7 @@ final class FetchSession {
             let control = BlockingFetchControl()
             blockingControl = control
             // The worker blocks on its sockets, as the seed's client does; each event hops to the reactor thread.
-            let box = UncheckedBox(self)
+            let box = LoopConfined(self)
             WorkerThread.start(name: "fetch-\(id)") {
                 BlockingFetch.run(tasks: tasks, timeout: timeout, control: control) { event in
                     reactor.execute { box.value.handle(event) }

@@ -51,7 +51,7 @@ final class ManagedServer {
     func start(reactor: Reactor) {
         guard let server = blockingServer else { return }
         // Handed to another thread; the box is touched there only to run and then to post back to the reactor.
-        let box = UncheckedBox(self)
+        let box = LoopConfined(self)
         threadRunning = true
         WorkerThread.start(name: "server-\(id)") {
             server.run { _ in }
@@ -90,12 +90,6 @@ final class ManagedServer {
             "numBytes": .int(config.numBytes), "delay": .double(config.delay), "clients": .int(clients),
         ]
     }
-}
-
-/// Carries a reactor-confined object through a `@Sendable` closure that only hands it back to the reactor thread.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }
 
 /// The servers started through the API, by id.
