@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 
@@ -165,6 +168,38 @@ struct CLITests {
         let inUse = try runPoetry(["serve", "--port", String(port), "poetry/science.txt"])
         #expect(inUse.status != 0)
         #expect(inUse.err == "Cannot listen on 127.0.0.1:\(port): Address already in use\n")
+    }
+
+    /// SIGHUP, like SIGINT and SIGTERM, stops `poetry get` (both modes) and `poetry serve` in order: exit 0, not
+    /// death by the signal. Each is signalled once it is mid-work (a read printed, or a client being served).
+    @Test(arguments: [SIGTERM, SIGINT, SIGHUP])
+    func everyStopSignalStopsTheProgramsInOrder(signo: Int32) throws {
+        let (server, port) = try startServe(["--async", "--threads", "1", "--num-bytes", "10", "--delay", "0.2", "poetry/science.txt"])
+        defer { server.terminate(); server.waitUntilExit() }
+        // The blocking client prints no line per read (as the seed's), only that it started a task.
+        for (mode, marker) in [("--blocking", "Task 1: get poetry from"), ("--async", "Task 1: got 10 bytes")] {
+            let get = Process()
+            get.executableURL = URL(fileURLWithPath: poetryBinary)
+            get.arguments = ["get", mode, String(port)]
+            get.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
+            let out = Pipe()
+            get.standardOutput = out
+            try get.run()
+            var text = ""
+            while !text.contains(marker) {
+                let data = out.fileHandleForReading.readData(ofLength: 1)
+                if data.isEmpty { break }
+                text += String(decoding: data, as: UTF8.self)
+            }
+            kill(get.processIdentifier, signo)
+            get.waitUntilExit()
+            #expect(get.terminationReason == .exit, "get \(mode) was killed by signal \(get.terminationStatus)")
+            #expect(get.terminationStatus == 0)
+        }
+        kill(server.processIdentifier, signo)
+        server.waitUntilExit()
+        #expect(server.terminationReason == .exit, "serve was killed by signal \(server.terminationStatus)")
+        #expect(server.terminationStatus == 0)
     }
 
     @Test func aFailedTaskMakesTheExitStatusNonZero() throws {
