@@ -33,7 +33,7 @@ final class ManagedServer {
                 blockingServer = nil
                 port = server.port
             } catch {
-                throw GatewayError.listen(config.address, error.description, inUse: error == .system(SystemError("bind", errno: EADDRINUSE)))
+                throw GatewayError.listen(config.address, error.description, inUse: error.errno == EADDRINUSE)
             }
         case .blocking:
             do {
