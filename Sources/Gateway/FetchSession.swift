@@ -40,7 +40,6 @@ final class FetchSession {
 
     func start(tasks: [FetchTask], timeout: Double, reactor: Reactor) {
         metrics.activeFetches += 1
-        metrics.activeStreams += 1
         metrics.fetchesStarted += 1
         writer.onClientGone = { [weak self] in self?.clientGone() }
         writer.onWritabilityChanged = { [weak self] writable in
@@ -144,7 +143,6 @@ final class FetchSession {
         ended = true
         asyncFetch = nil
         metrics.activeFetches -= 1
-        metrics.activeStreams -= 1
         if cancelled { metrics.fetchesCancelled += 1 }
         writer.finish()
         onEnd(self)

@@ -104,7 +104,7 @@ public final class Gateway {
                 "busySeconds": .double(MonotonicClock.seconds(fromNanoseconds: stats.busyNanoseconds)),
                 "descriptors": .int(stats.registeredDescriptors),
                 "activeFetches": .int(metrics.activeFetches),
-                "activeStreams": .int(metrics.activeStreams),
+                "activeStreams": .int(metrics.activeFetches),  // one stream per fetch; kept for API clients
                 "serversRunning": .int(registry.count),
                 "openConnections": .int(http.openConnections),
             ])

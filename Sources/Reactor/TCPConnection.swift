@@ -45,8 +45,8 @@ public final class TCPConnection: IOHandler {
     /// `noteWritabilityChange`).
     @exclusivity(unchecked) public private(set) var isWritable = true
     /// What the handler was last told about writability, and whether a notice is already queued.
-    @exclusivity(unchecked) private var reportedWritable = true
-    @exclusivity(unchecked) private var writabilityNoticeQueued = false
+    private var reportedWritable = true
+    private var writabilityNoticeQueued = false
 
     private func moveState(_ event: LifecycleEvent) {
         switch (lifecycle, event) {

@@ -112,12 +112,12 @@ public final class TCPListener: IOHandler {
         if exhaustionLog.admit(now: MonotonicClock.now()) != nil {
             logger.warning("accept: \(SystemError("accept", errno: code).reason); pausing accepts for \(exhaustionBackoff)s")
         }
-        let wasPaused = paused
+        // Only reached while accepting (the accept loop stops once paused), so the retry resumes.
         pauseAccepting()
         exhaustedRetry = reactor.callLater(exhaustionBackoff) { [weak self] in
             guard let self else { return }
             self.exhaustedRetry = nil
-            if !wasPaused { self.resumeAccepting() }
+            self.resumeAccepting()
         }
     }
 
