@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Gateway
 import Reactor
 import Testing
 
@@ -210,9 +211,11 @@ struct GatewayAPITests {
     }
 
     @Test func listeningOutsideLoopbackWithoutATokenIsRefused() {
-        #expect(throws: (any Error).self) {
+        // Refused for the missing token, before any socket exists (not, say, because the port was taken).
+        let error = #expect(throws: GatewayStartError.self) {
             _ = try TestGateway { $0.host = "0.0.0.0" }
         }
+        #expect(error?.message.contains("without --token") == true, "\(String(describing: error))")
     }
 
     @Test func unknownMethodsAreNotImplemented() throws {
