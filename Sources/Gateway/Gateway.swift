@@ -207,7 +207,7 @@ public final class Gateway {
         return ports
     }
 
-    /// Runs until SIGINT/SIGTERM (an orderly shutdown; a second signal exits at once) or `stop()`.
+    /// Runs until SIGINT/SIGTERM/SIGHUP (an orderly shutdown; a second signal exits at once) or `stop()`.
     public func run(handleSignals: Bool = true) throws(GatewayStartError) {
         do {
             if handleSignals {

@@ -88,6 +88,34 @@ struct LoopTests {
         #expect(reactor.stats.iterations >= 1)
     }
 
+    /// Debug builds catch a reactor-confined call made off the loop thread while the loop runs (as NIO's
+    /// `assertInEventLoop` does); the same call before `run()`, or posted with `execute`, is fine.
+    @Test func aConfinedCallOffTheLoopThreadTrapsInDebugBuilds() async {
+        #if DEBUG
+        await #expect(processExitsWith: .failure) {
+            let reactor = try! Reactor()
+            let running = DispatchSemaphore(value: 0)
+            reactor.callSoon { running.signal() }
+            Thread { try? reactor.run() }.start()
+            running.wait()
+            reactor.callSoon {}
+        }
+        await #expect(processExitsWith: .success) {
+            let reactor = try! Reactor()
+            let running = DispatchSemaphore(value: 0)
+            reactor.callSoon { running.signal() }
+            Thread { try? reactor.run() }.start()
+            running.wait()
+            let done = DispatchSemaphore(value: 0)
+            reactor.execute {
+                reactor.callSoon { done.signal() }
+            }
+            done.wait()
+            reactor.stop()
+        }
+        #endif
+    }
+
     /// A warning repeated in a flood is let through once per interval, saying how many it stands for.
     @Test func aLogThrottleAdmitsOncePerIntervalAndCountsWhatItHeldBack() {
         var throttle = LogThrottle(seconds: 1)
