@@ -148,16 +148,14 @@ public final class TCPConnection: IOHandler {
         guard isAcceptingWrites, bytes.count > 0 else { return }
         var remaining = bytes
         if outbound.isEmpty {
-            let sent = send(fd, bytes.baseAddress, bytes.count, CREACTOR_MSG_NOSIGNAL)
-            if sent == bytes.count { return }
-            if sent < 0 {
-                let code = errno
-                if code != EAGAIN && code != EWOULDBLOCK && code != EINTR {
-                    fail(errno: code, call: "send")
-                    return
+            do {
+                if case .processed(let sent) = try SystemCall.nonBlocking("send", { send(fd, bytes.baseAddress, bytes.count, CREACTOR_MSG_NOSIGNAL) }) {
+                    if sent == bytes.count { return }
+                    remaining = UnsafeRawBufferPointer(rebasing: bytes[sent...])
                 }
-            } else {
-                remaining = UnsafeRawBufferPointer(rebasing: bytes[Int(sent)...])
+            } catch {
+                fail(error)
+                return
             }
         }
         outbound.append(remaining)
@@ -259,11 +257,17 @@ public final class TCPConnection: IOHandler {
         // A few reads per wake-up, then let the other descriptors have their turn.
         for _ in 0..<4 {
             guard wantsToRead else { return }
-            let count = recv(fd, buffer.baseAddress, buffer.count, 0)
-            if count > 0 {
-                handler.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-                if count < buffer.count { return }
-            } else if count == 0 {
+            let result: IOResult<Int>
+            do {
+                result = try SystemCall.nonBlocking("recv") { recv(fd, buffer.baseAddress, buffer.count, 0) }
+            } catch {
+                fail(error)
+                return
+            }
+            switch result {
+            case .wouldBlock:
+                return
+            case .processed(0):
                 moveState(.peerEnded)
                 let keepWriting = handler.readEOF()
                 if keepWriting, case .open = lifecycle {
@@ -272,21 +276,19 @@ public final class TCPConnection: IOHandler {
                     close()
                 }
                 return
-            } else {
-                let code = errno
-                if code == EAGAIN || code == EWOULDBLOCK { return }
-                if code == EINTR { continue }
-                fail(errno: code, call: "recv")
-                return
+            case .processed(let count):
+                handler.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+                if count < buffer.count { return }
             }
         }
     }
 
     public func writable() {
         guard lifecycle != .closed else { return }
-        let (_, code) = outbound.flush(to: fd)
-        if code != 0 && code != EAGAIN && code != EWOULDBLOCK {
-            fail(errno: code, call: "send")
+        do {
+            try outbound.flush(to: fd)
+        } catch {
+            fail(error)
             return
         }
         if outbound.isEmpty {
@@ -316,13 +318,14 @@ public final class TCPConnection: IOHandler {
 
     public func hangup() {
         let code = Socket.pendingError(fd)
-        if code != 0 { fail(errno: code, call: "socket") } else { finish(.done) }
+        // SO_ERROR holds what the hang-up was (read with getsockopt, named as before: the socket's own error).
+        if code != 0 { fail(SystemError("socket", errno: code)) } else { finish(.done) }
     }
 
     // MARK: ending
 
-    private func fail(errno code: Int32, call: String) {
-        finish(code == ECONNRESET || code == EPIPE ? .reset : .failed(SystemError(call, errno: code)))
+    private func fail(_ error: SystemError) {
+        finish(error.errno == ECONNRESET || error.errno == EPIPE ? .reset : .failed(error))
     }
 
     private func finish(_ reason: ConnectionLossReason) {

@@ -83,23 +83,21 @@ public final class TCPListener: IOHandler {
         // accepted in one go while due timers wait. The level-triggered listener comes back next iteration.
         var accepted = 0
         while !paused && !closed && accepted < Self.acceptsPerWakeup {
-            let client = acceptCall(fd)
-            if client >= 0 {
+            do {
+                guard case .processed(let client) = try SystemCall.nonBlocking("accept4", { acceptCall(fd) }) else { return }
                 accepted += 1
                 onAccept(client)
-                continue
-            }
-            switch errno {
-            case EAGAIN, EWOULDBLOCK:
-                return
-            case EINTR, ECONNABORTED, EPROTO:
-                continue
-            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                descriptorsExhausted(errno)
-                return
-            default:
-                logger.error("accept failed: \(SystemError.last("accept"))")
-                return
+            } catch {
+                switch error.errno {
+                case ECONNABORTED, EPROTO:
+                    continue  // that client gave up before we took it; the next may be there
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    descriptorsExhausted(error.errno)
+                    return
+                default:
+                    logger.error("accept failed: \(error)")
+                    return
+                }
             }
         }
     }
