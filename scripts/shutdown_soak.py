@@ -78,6 +78,8 @@ def main():
     target = subprocess.Popen([poetry, "serve", "--async", "--threads", "1", "--num-bytes", "10", "--delay", "0.1",
                                "poetry/ecstasy.txt"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     port = target.stdout.readline().split()[-1].rstrip(".")
+    # Keep reading its lines: a full pipe would block the server's loop in write(2) and keep it from stopping.
+    threading.Thread(target=lambda: [None for _ in target.stdout], daemon=True).start()
 
     programs = {
         "serve --async": lambda i: [poetry, "serve", "--async", "--threads", str(1 + i % 4), "poetry/science.txt"],
