@@ -246,4 +246,50 @@ struct LoopTests {
         #expect(accepted.count == 3)
         for fd in clients { close(fd) }
     }
+
+    /// An owner's pause made while the listener backs off from descriptor exhaustion (a connection cap reached
+    /// meanwhile) outlasts the back-off: the retry does not resume accepting behind the owner's back; the owner's
+    /// resume does.
+    @Test func aPauseDuringTheExhaustionBackOffIsKept() throws {
+        let reactor = try Reactor(backend: .epoll)
+        var accepted: [Int32] = []
+        let server = try TCPListener(reactor: reactor, address: loopback) { fd in accepted.append(fd) }
+        defer { accepted.forEach { close($0) } }
+        var failNext = true
+        server.acceptCall = { fd in
+            if failNext {
+                failNext = false
+                errno = EMFILE
+                return -1
+            }
+            return TCPListener.systemAccept(fd)
+        }
+        server.exhaustionBackoff = 0.01
+        let client = try Socket.makeStream(for: loopback, nonBlocking: false)
+        defer { close(client) }
+        _ = address(port: server.port).withSockAddr { connect(client, $0, $1) }
+        var log: [String] = []
+        func watch() {
+            if server.exhaustionCount == 1 && log.isEmpty {
+                log.append("backing off")
+                server.pauseAccepting()
+                // Well after the back-off's retry (0.01 s): still paused, nothing accepted.
+                reactor.callLater(0.2) {
+                    log.append(server.isAccepting ? "accepting" : "paused")
+                    log.append("accepted \(accepted.count)")
+                    server.resumeAccepting()
+                }
+            }
+            if accepted.count == 1 {
+                log.append("accepted after resume")
+                reactor.stop()
+                return
+            }
+            reactor.callLater(0.001) { watch() }
+        }
+        reactor.callSoon { watch() }
+        try runUntilStopped(reactor)
+        server.close()
+        #expect(log == ["backing off", "paused", "accepted 0", "accepted after resume"])
+    }
 }
