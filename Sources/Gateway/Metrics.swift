@@ -4,12 +4,16 @@ import Reactor
 
 /// What /metrics reports, kept on the reactor thread.
 final class Metrics {
+    // Unchecked exclusivity for the two arrays every request touches (countRequest): confined to the reactor
+    // thread, never accessed in overlapping ways, and the runtime check measured at about 115 of ~7,000 user-space
+    // instructions per keep-alive request (callgrind, issue 15). The rest of the metrics stay checked.
+
     /// Counts by route index (-1: static files and unknown paths) and status, in a flat table: counting a request
     /// is one increment, no hashing. Row `route + 1`, column `status - 100`.
-    private var requests: [Int] = []
+    @exclusivity(unchecked) private var requests: [Int] = []
     private static let statuses = 500
     /// Route patterns by index, for the labels; setting them sizes the table.
-    var routeNames: [String] = [] {
+    @exclusivity(unchecked) var routeNames: [String] = [] {
         didSet { requests = [Int](repeating: 0, count: (routeNames.count + 1) * Self.statuses) }
     }
     /// Fetches running now; each is one stream, so this is also the streams figure (`poetry_streams_active`).
