@@ -134,6 +134,10 @@ struct LoopTests {
         var received: Int32 = 0
         let loopThread = pthread_self()
         var onLoopThread = false
+        // A handler replaced before the loop runs: its pipe is unregistered and closed, and it hears nothing.
+        var replacedCalls = 0
+        try reactor.onSignals { _ in replacedCalls += 1 }
+        let registeredWithFirst = reactor.stats.registeredDescriptors
         try reactor.onSignals { signo in
             received = signo
             onLoopThread = pthread_equal(pthread_self(), loopThread) != 0
@@ -143,6 +147,8 @@ struct LoopTests {
         try runUntilStopped(reactor)
         #expect(received == SIGTERM)
         #expect(onLoopThread)
+        #expect(replacedCalls == 0)
+        #expect(reactor.stats.registeredDescriptors == registeredWithFirst, "the replaced pipe is still registered")
     }
 
     @Test(arguments: BackendKind.allCases)
