@@ -116,7 +116,8 @@ struct ServerTests {
         let elapsed = try #require(events.summary?.elapsed)
         #expect(elapsed >= 0.13)
         #expect(elapsed < alone * 2.5, "pacing drifted under load: \(elapsed)s for 100 clients, \(alone)s for one")
-        #expect(events.receivedChunks(task: 50).count >= 10, "sent in slices, not at once")
+        // Sent in slices, not at once: of 14 sends a slow reader (a loaded host, ThreadSanitizer) may read two as one.
+        #expect(events.receivedChunks(task: 50).count >= 7, "sent in slices, not at once")
     }
 
     @Test func aClientThatLeavesEarlyNeverStopsTheServer() throws {
