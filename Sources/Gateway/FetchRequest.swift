@@ -1,6 +1,7 @@
 import HTTP1
 import HTTPServer
 import Poetry
+import Reactor
 
 /// The query of `GET /api/fetch`, checked whole before any socket exists. A parameter the API does not know, or
 /// one given twice, is refused by name: a typo such as `timout=5` would otherwise fall back to a default unseen.

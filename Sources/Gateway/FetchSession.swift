@@ -42,7 +42,6 @@ final class FetchSession {
 
     func start(tasks: [FetchTask], timeout: Double, limits: FetchLimits, reactor: Reactor) {
         metrics.activeFetches += 1
-        metrics.activeStreams += 1
         metrics.fetchesStarted += 1
         writer.onClientGone = { [weak self] in self?.clientGone() }
         writer.onWritabilityChanged = { [weak self] writable in
@@ -64,7 +63,7 @@ final class FetchSession {
             let control = BlockingFetchControl()
             blockingControl = control
             // The worker blocks on its sockets, as the seed's client does; each event hops to the reactor thread.
-            let box = UncheckedBox(self)
+            let box = LoopConfined(self)
             WorkerThread.start(name: "fetch-\(id)") {
                 BlockingFetch.run(tasks: tasks, timeout: timeout, limits: limits, control: control) { event in
                     reactor.execute { box.value.handle(event) }
@@ -146,7 +145,6 @@ final class FetchSession {
         ended = true
         asyncFetch = nil
         metrics.activeFetches -= 1
-        metrics.activeStreams -= 1
         if cancelled { metrics.fetchesCancelled += 1 }
         writer.finish()
         onEnd(self)

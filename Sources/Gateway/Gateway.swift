@@ -110,7 +110,7 @@ public final class Gateway {
                 "busySeconds": .double(MonotonicClock.seconds(fromNanoseconds: stats.busyNanoseconds)),
                 "descriptors": .int(stats.registeredDescriptors),
                 "activeFetches": .int(metrics.activeFetches),
-                "activeStreams": .int(metrics.activeStreams),
+                "activeStreams": .int(metrics.activeFetches),  // one stream per fetch; kept for API clients
                 "serversRunning": .int(registry.count),
                 "openConnections": .int(http.openConnections),
             ])
@@ -214,7 +214,7 @@ public final class Gateway {
         return ports
     }
 
-    /// Runs until SIGINT/SIGTERM (an orderly shutdown; a second signal exits at once) or `stop()`.
+    /// Runs until SIGINT/SIGTERM/SIGHUP (an orderly shutdown; a second signal exits at once) or `stop()`.
     public func run(handleSignals: Bool = true) throws(GatewayStartError) {
         do {
             if handleSignals {

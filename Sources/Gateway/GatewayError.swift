@@ -14,7 +14,6 @@ enum GatewayError: Error {
     case tooManyTargets(Int)
     case tooManyStreams(Int)
     case tooManyBlockingFetches(Int)
-    case notAcceptable(String)
     case listen(SocketAddress, String, inUse: Bool)
 
     var status: HTTPStatus {
@@ -26,7 +25,6 @@ enum GatewayError: Error {
         case .forbidden: return .forbidden
         case .tooManyServers, .tooManyStreams, .tooManyBlockingFetches: return .tooManyRequests
         case .tooManyTargets: return .contentTooLarge
-        case .notAcceptable: return .notAcceptable
         case .listen(_, _, let inUse): return inUse ? .conflict : .badRequest
         }
     }
@@ -42,14 +40,13 @@ enum GatewayError: Error {
         case .tooManyTargets: return "too_many_targets"
         case .tooManyStreams: return "too_many_streams"
         case .tooManyBlockingFetches: return "too_many_blocking_fetches"
-        case .notAcceptable: return "not_acceptable"
         case .listen(_, _, let inUse): return inUse ? "port_in_use" : "listen_failed"
         }
     }
 
     var message: String {
         switch self {
-        case .badRequest(let text), .notFound(let text), .conflict(let text), .unauthorized(let text), .forbidden(let text), .notAcceptable(let text):
+        case .badRequest(let text), .notFound(let text), .conflict(let text), .unauthorized(let text), .forbidden(let text):
             return text
         case .tooManyServers(let limit): return "at most \(limit) servers may run at once; stop one first"
         case .tooManyTargets(let limit): return "at most \(limit) targets per fetch"

@@ -34,7 +34,7 @@ final class ManagedServer {
                 blockingServer = nil
                 port = server.port
             } catch {
-                throw GatewayError.listen(config.address, error.description, inUse: error == .system(SystemError("bind", errno: EADDRINUSE)))
+                throw GatewayError.listen(config.address, error.description, inUse: error.errno == EADDRINUSE)
             }
         case .blocking:
             do {
@@ -52,7 +52,7 @@ final class ManagedServer {
     func start(reactor: Reactor) {
         guard let server = blockingServer else { return }
         // Handed to another thread; the box is touched there only to run and then to post back to the reactor.
-        let box = UncheckedBox(self)
+        let box = LoopConfined(self)
         threadRunning = true
         WorkerThread.start(name: "server-\(id)") {
             server.run { _ in }
@@ -91,12 +91,6 @@ final class ManagedServer {
             "numBytes": .int(config.numBytes), "delay": .double(config.delay), "clients": .int(clients),
         ]
     }
-}
-
-/// Carries a reactor-confined object through a `@Sendable` closure that only hands it back to the reactor thread.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }
 
 /// The servers started through the API, by id.

@@ -4,24 +4,63 @@ import Glibc
 import Reactor
 import Synchronization
 
-/// Lets another thread stop a blocking fetch: sets a flag and shuts down the socket being read, which wakes the
-/// blocked recv at once.
+/// Lets another thread stop a blocking fetch. `cancel()` never touches the fetch's socket: it sets a flag and
+/// writes to a stop pipe the fetch thread's every wait also watches, and that thread, the socket's only owner,
+/// closes it. (Shutting the socket down from here would race its close: the number may already be somebody else's.)
 public final class BlockingFetchControl: Sendable {
     private let cancelled = Atomic<Bool>(false)
-    private let currentSocket = Atomic<Int32>(-1)
+    /// Owned by the control; -1 when no pipe could be made, in which case waits wake every 100 ms to look.
+    private let stopPipe: (read: Int32, write: Int32)
 
-    public init() {}
+    public init() {
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) == 0 {
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
+        } else {
+            fds = [-1, -1]
+        }
+        stopPipe = (fds[0], fds[1])
+    }
+
+    deinit {
+        if stopPipe.read >= 0 {
+            close(stopPipe.read)
+            close(stopPipe.write)
+        }
+    }
 
     public var isCancelled: Bool { cancelled.load(ordering: .acquiring) }
 
+    /// Safe from any thread, any number of times.
     public func cancel() {
         cancelled.store(true, ordering: .releasing)
-        let fd = currentSocket.load(ordering: .acquiring)
-        if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
+        guard stopPipe.write >= 0 else { return }
+        // One byte stays unread for good: every later wait sees it. A full pipe (EAGAIN) already says stop.
+        var byte: UInt8 = 1
+        _ = write(stopPipe.write, &byte, 1)
     }
 
-    func using(_ fd: Int32) { currentSocket.store(fd, ordering: .releasing) }
-    func done() { currentSocket.store(-1, ordering: .releasing) }
+    enum Wait { case ready, timedOut, cancelled }
+
+    /// Waits until `fd` has `events`, the deadline (monotonic nanoseconds) passes, or the fetch is cancelled.
+    func wait(for fd: Int32, events: Int16, deadline: UInt64?) -> Wait {
+        while true {
+            if isCancelled { return .cancelled }
+            var milliseconds: Int32 = -1
+            if let deadline {
+                let now = MonotonicClock.now()
+                guard deadline > now else { return .timedOut }
+                milliseconds = Int32(min((deadline - now + 999_999) / 1_000_000, UInt64(Int32.max)))
+            }
+            if stopPipe.read < 0 { milliseconds = milliseconds < 0 ? 100 : min(milliseconds, 100) }
+            var fds = [pollfd(fd: fd, events: events, revents: 0), pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
+            let result = poll(&fds, stopPipe.read >= 0 ? 2 : 1, milliseconds)
+            if result < 0 && errno != EINTR { return .ready }  // the call that follows reports the error
+            if isCancelled { return .cancelled }
+            if result > 0 && fds[0].revents != 0 { return .ready }
+        }
+    }
 }
 
 /// The seed's blocking client: one server after another, each read blocking the whole program. Runs on the
@@ -55,42 +94,48 @@ public enum BlockingFetch {
 
     private static func fetchOne(_ task: FetchTask, timeout: Double?, limits: FetchLimits, control: BlockingFetchControl,
                                  elapsed: () -> Double, observer: (FetchEvent) -> Void) -> Result<[UInt8], Reason> {
-        let deadline = limits.deadline.map { MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: $0) }
+        let taskDeadline = limits.deadline.map { MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: $0) }
+        // Non-blocking underneath, so every wait is a poll that also watches the control's wake-up; the program
+        // still reads one poem after another, each wait blocking it.
         let fd: Int32
         do {
-            fd = try Socket.makeStream(for: task.address, nonBlocking: false)
+            fd = try Socket.makeStream(for: task.address, nonBlocking: true)
         } catch {
             return .failure(Reason(text: error.reason))
         }
-        control.using(fd)
-        defer {
-            control.done()
-            close(fd)
+        // This thread owns the socket and is the only one to close it.
+        defer { close(fd) }
+        /// The next wait's end: the stall timeout from now, or the whole task's deadline if that comes first.
+        func waitDeadline() -> (at: UInt64?, isTaskDeadline: Bool) {
+            let stall = timeout.map { MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: $0) }
+            guard let taskDeadline else { return (stall, false) }
+            guard let stall, stall <= taskDeadline else { return (taskDeadline, true) }
+            return (stall, false)
         }
-        if let timeout { Socket.setTimeouts(fd, seconds: timeout) }
-        // The socket timeout in force: the stall timeout, or less once the deadline is nearer than that.
-        var waitLimit = timeout
-        var deadlineIsNearer = false
-        let connected = task.address.withSockAddr { connect(fd, $0, $1) }
-        guard connected == 0 else {
+        let cancelled = Reason(text: "Cancelled")
+        if task.address.withSockAddr({ connect(fd, $0, $1) }) != 0 {
             let code = errno
-            return .failure(Reason(text: code == EINPROGRESS || code == EAGAIN ? "Connection timed out" : ConnectErrorText.text(code)))
+            guard code == EINPROGRESS || code == EINTR else { return .failure(Reason(text: ConnectErrorText.text(code))) }
+            let limit = waitDeadline()
+            switch control.wait(for: fd, events: Int16(POLLOUT), deadline: limit.at) {
+            case .cancelled: return .failure(cancelled)
+            case .timedOut: return .failure(Reason(text: limit.isTaskDeadline ? limits.deadlineMessage : "Connection timed out"))
+            case .ready: break
+            }
+            let pending = Socket.pendingError(fd)
+            guard pending == 0 else { return .failure(Reason(text: ConnectErrorText.text(pending))) }
         }
         observer(.connected(task: task.number, t: elapsed()))
         var poem: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            if let deadline {
-                // Only in the last stall-timeout's worth of the deadline does the socket timeout change (a syscall per read).
-                let now = MonotonicClock.now()
-                guard now < deadline else { return .failure(Reason(text: limits.deadlineMessage)) }
-                // At least a millisecond: a zero timeval would mean no timeout at all.
-                let remaining = max(MonotonicClock.seconds(fromNanoseconds: deadline - now), 0.001)
-                if waitLimit.map({ remaining < $0 }) ?? true {
-                    Socket.setTimeouts(fd, seconds: remaining)
-                    waitLimit = remaining
-                    deadlineIsNearer = true
-                }
+            let limit = waitDeadline()
+            switch control.wait(for: fd, events: Int16(POLLIN), deadline: limit.at) {
+            case .cancelled: return .failure(cancelled)
+            case .timedOut:
+                return .failure(Reason(text: limit.isTaskDeadline ? limits.deadlineMessage
+                                                                  : "Timed out: no data for \(formatSeconds(timeout ?? 0))"))
+            case .ready: break
             }
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count > 0 {
@@ -101,11 +146,7 @@ public enum BlockingFetch {
                 return .success(poem)
             } else {
                 let code = errno
-                if code == EINTR { continue }
-                if code == EAGAIN || code == EWOULDBLOCK {
-                    if deadlineIsNearer { return .failure(Reason(text: limits.deadlineMessage)) }
-                    return .failure(Reason(text: "Timed out: no data for \(formatSeconds(timeout ?? 0))"))
-                }
+                if code == EINTR || code == EAGAIN || code == EWOULDBLOCK { continue }
                 if code == ECONNRESET && !poem.isEmpty { return .failure(Reason(text: ConnectErrorText.cutShort(after: poem.count))) }
                 return .failure(Reason(text: ConnectErrorText.text(code)))
             }

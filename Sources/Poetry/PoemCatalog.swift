@@ -58,13 +58,3 @@ public struct PoemCatalog: Sendable {
         }
     }
 }
-
-extension String {
-    /// Without leading and trailing white space.
-    public func trimmingSpaces() -> String {
-        var scalars = Substring(self)
-        while let first = scalars.first, first.isWhitespace { scalars = scalars.dropFirst() }
-        while let last = scalars.last, last.isWhitespace { scalars = scalars.dropLast() }
-        return String(scalars)
-    }
-}

@@ -16,9 +16,6 @@ public struct PoetryServerConfig: Sendable {
         self.numBytes = max(1, numBytes)
         self.delay = max(0, delay)
     }
-
-    /// How many sends the poem takes.
-    public var sendCount: Int { (poem.count + numBytes - 1) / numBytes }
 }
 
 /// What a poetry server does, in the order it does it; the CLI prints these as the seed's lines.

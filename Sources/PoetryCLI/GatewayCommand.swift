@@ -13,7 +13,7 @@ struct GatewayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "Serve the HTTP API and page that start poetry servers and stream fetches live.",
-        discussion: "Open the printed URL in a browser, or fetch with curl -N. SIGINT/SIGTERM stop it in order; a second one exits at once."
+        discussion: "Open the printed URL in a browser, or fetch with curl -N. SIGINT/SIGTERM/SIGHUP stop it in order; a second one exits at once."
     )
 
     @Option(help: "Address to listen on. Outside loopback, --token is required.")

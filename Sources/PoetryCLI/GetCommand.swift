@@ -74,16 +74,32 @@ struct GetCommand: ParsableCommand {
             }
             for line in transcript.lines(for: event) { Console.out(line) }
         }
+        let loop: Reactor
+        do {
+            loop = try Reactor(backend: reactor.kind)
+        } catch {
+            throw fail("\(error)")
+        }
         switch mode {
         case .blocking:
-            BlockingFetch.run(tasks: tasks, timeout: timeout, limits: limits, observer: observe)
-        case .async:
-            let loop: Reactor
-            do {
-                loop = try Reactor(backend: reactor.kind)
-            } catch {
-                throw fail("\(error)")
+            // The fetch blocks a worker thread, as the seed's client blocks its program; this thread's loop prints
+            // its events in order and turns SIGINT/SIGTERM/SIGHUP into a cancel.
+            let control = BlockingFetchControl()
+            let observer = LoopConfined(observe)
+            let timeout = self.timeout
+            WorkerThread.start(name: "get") {
+                BlockingFetch.run(tasks: tasks, timeout: timeout, limits: limits, control: control) { event in
+                    loop.execute { observer.value(event) }
+                }
+                // Posted after the events, so the loop prints every one of them before it stops.
+                loop.execute { loop.stop() }
             }
+            try loop.onSignals { _ in
+                control.cancel()
+                loop.stop()
+            }
+            try loop.run()
+        case .async:
             let fetch = AsyncFetch(reactor: loop, tasks: tasks, timeout: timeout, limits: limits, keepPoems: printPoems) { event in
                 observe(event)
                 if case .summary = event { loop.stop() }

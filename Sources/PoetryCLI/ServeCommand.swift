@@ -88,74 +88,22 @@ struct ServeCommand: ParsableCommand {
     }
 
     private func serveAsync(_ config: PoetryServerConfig, on loop: Reactor) throws {
-        let threads = reactorThreads
-        var config = config
-        if threads > 1 {
-            // The listeners will share the port; make sure no other server has it first.
-            let port: UInt16
-            do {
-                port = try Socket.claimPort(config.address)
-            } catch {
-                throw fail("Cannot listen on \(config.address): \(error.reason)")
-            }
-            config.address = (try? SocketAddress(host: iface, port: port)) ?? config.address
-        }
-        let server: AsyncPoetryServer
+        let pool: AsyncPoetryServerPool
         do {
-            server = try AsyncPoetryServer(reactor: loop, config: config, sharingPort: threads > 1) { event in
+            pool = try AsyncPoetryServerPool(reactor: loop, config: config, threads: reactorThreads, backend: reactor.kind) { event in
                 if let line = event.seedLine { Console.out(line) }
             }
         } catch {
-            throw fail("Cannot listen on \(config.address): \(error.reasonText)")
+            throw fail(error.description)
         }
-        // With several threads `config.address` already holds the claimed port the extra listeners join.
-        let extras = try (1..<threads).map { index in try startReactorThread(index, serving: config) }
-        listening(server.port, threads: threads)
+        listening(pool.port, threads: pool.threads)
         let report = reportLateness
         try loop.onSignals { _ in
-            var pacing = server.pacing
-            for extra in extras { extra.reactor.stop() }
-            for extra in extras {
-                extra.finished.wait()
-                pacing.merge(extra.pacing.withLock { $0 })
-            }
+            let pacing = pool.stop()
             if report { Console.err("Pacing: sends \(pacing.summary)") }
-            server.close()
             loop.stop()
         }
         try loop.run()
-    }
-
-    /// One more reactor thread with its own listener on the shared port; the server lives and dies on that thread.
-    private func startReactorThread(_ index: Int, serving config: PoetryServerConfig) throws -> ReactorThread {
-        let extra: ReactorThread
-        do {
-            extra = ReactorThread(reactor: try Reactor(backend: reactor.kind))
-        } catch {
-            throw fail("\(error)")
-        }
-        let ready = DispatchSemaphore(value: 0)
-        let failure = Locked<String?>(nil)
-        WorkerThread.start(name: "serve-\(index)") {
-            defer { extra.finished.signal() }
-            let server: AsyncPoetryServer
-            do {
-                server = try AsyncPoetryServer(reactor: extra.reactor, config: config, sharingPort: true) { event in
-                    if let line = event.seedLine { Console.out(line) }
-                }
-            } catch {
-                failure.withLock { $0 = "Cannot listen on \(config.address): \((error as? ReactorError)?.reasonText ?? "\(error)")" }
-                ready.signal()
-                return
-            }
-            ready.signal()
-            try? extra.reactor.run()
-            extra.pacing.withLock { $0 = server.pacing }
-            server.close()
-        }
-        ready.wait()
-        if let message = failure.withLock({ $0 }) { throw fail(message) }
-        return extra
     }
 
     /// The server blocks its own thread; this thread's reactor only turns SIGINT/SIGTERM into an orderly stop.
@@ -164,7 +112,7 @@ struct ServeCommand: ParsableCommand {
         do {
             server = try BlockingPoetryServer(config: config)
         } catch {
-            throw fail("Cannot listen on \(config.address): \(error.reason)")
+            throw fail(PoetryServeError(address: config.address, reason: error.reason, errno: error.errno).description)
         }
         listening(server.port)
         let thread = Thread {
@@ -176,24 +124,5 @@ struct ServeCommand: ParsableCommand {
         thread.start()
         try loop.onSignals { _ in server.stop() }
         try loop.run()
-    }
-}
-
-/// A reactor running on a thread of its own for `serve --async --threads`, and what it hands back when stopped.
-private final class ReactorThread: Sendable {
-    let reactor: Reactor
-    let pacing = Locked(LatencyHistogram())
-    let finished = DispatchSemaphore(value: 0)
-
-    init(reactor: Reactor) {
-        self.reactor = reactor
-    }
-}
-
-private extension ReactorError {
-    /// The system's reason alone ("Address already in use"), as the blocking server words it.
-    var reasonText: String {
-        if case .system(let error) = self { return error.reason }
-        return "\(self)"
     }
 }

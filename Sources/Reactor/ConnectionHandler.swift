@@ -29,6 +29,8 @@ public enum ConnectError: Error, Sendable, Equatable, CustomStringConvertible {
     case unreachable
     case timedOut
     case failed(SystemError)
+    /// The socket connected but the reactor could not watch it (select past FD_SETSIZE, a failed epoll_ctl).
+    case unwatchable(ReactorError)
 
     init(errno code: Int32, call: String) {
         switch code {
@@ -45,6 +47,7 @@ public enum ConnectError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unreachable: return "Network is unreachable"
         case .timedOut: return "Connection timed out"
         case .failed(let error): return error.reason
+        case .unwatchable(let error): return error.description
         }
     }
 }

@@ -45,30 +45,31 @@ struct OutboundBuffer: ~Copyable {
         head = 0
     }
 
-    /// Writes as much as the socket takes. Returns the bytes written, or the errno that stopped it
-    /// (EAGAIN included).
-    mutating func flush(to fd: Int32) -> (written: Int, errno: Int32) {
+    /// Writes as much as the socket takes (until it would block). Returns the bytes written; throws what stopped
+    /// it otherwise, naming the call that failed.
+    @discardableResult
+    mutating func flush(to fd: Int32) throws(SystemError) -> Int {
         var written = 0
         while count > 0 {
             let firstPart = min(count, capacity - head)
-            var result: Int
+            let result: IOResult<Int>
             if firstPart == count {
-                result = send(fd, storage! + head, firstPart, CREACTOR_MSG_NOSIGNAL)
+                let start = storage! + head
+                result = try SystemCall.nonBlocking("send") { send(fd, start, firstPart, CREACTOR_MSG_NOSIGNAL) }
             } else {
                 var pieces = (iovec(iov_base: storage! + head, iov_len: firstPart),
                               iovec(iov_base: storage!, iov_len: count - firstPart))
-                result = withUnsafeMutablePointer(to: &pieces) {
-                    $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(fd, $0, 2) }
+                result = try SystemCall.nonBlocking("writev") {
+                    withUnsafeMutablePointer(to: &pieces) {
+                        $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(fd, $0, 2) }
+                    }
                 }
             }
-            if result < 0 {
-                if errno == EINTR { continue }
-                return (written, errno)
-            }
-            consume(result)
-            written += result
+            guard case .processed(let sent) = result else { return written }
+            consume(sent)
+            written += sent
         }
-        return (written, 0)
+        return written
     }
 
     private mutating func consume(_ amount: Int) {

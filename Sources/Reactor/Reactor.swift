@@ -7,9 +7,10 @@ import Synchronization
 /// A single-threaded event loop in the manner of Twisted's reactor: it waits on every registered descriptor at once
 /// with the chosen backend, then dispatches ready events, due timers and calls posted from other threads.
 ///
-/// Thread safety: everything except `execute(_:)`, `stop()` and `stats` from `execute` must run on the thread that
-/// calls `run()`. That confinement, plus the mutex around the cross-thread queue and atomics for the stop flag,
-/// is what makes the `@unchecked Sendable` sound. The loop's own arrays are marked @exclusivity(unchecked): confined to
+/// Thread safety: while `run()` runs, everything except `execute(_:)` and `stop()` must run on the thread that
+/// called it (debug builds check, as SwiftNIO's `assertInEventLoop` does); while it is not running, one thread at a
+/// time may use it, which is how a server is built before the thread that runs it starts. That confinement, plus
+/// the mutex around the cross-thread queue and the atomic lifecycle, is what makes the `@unchecked Sendable` sound. The loop's own arrays are marked @exclusivity(unchecked): confined to
 /// this thread and never accessed in overlapping ways, they need no runtime exclusivity check on every event.
 public final class Reactor: @unchecked Sendable {
     public let backendKind: BackendKind
@@ -47,8 +48,9 @@ public final class Reactor: @unchecked Sendable {
     private var waker: Waker!
     private var signalWatcher: SignalWatcher?
 
-    private let stopRequested = Atomic<Bool>(false)
-    @exclusivity(unchecked) private var running = false
+    private let lifecycle = Atomic<ReactorLifecycle>(.idle)
+    /// The thread inside `run()` (its pthread_t), 0 when none: what `assertInLoop` compares with.
+    private let loopThread = Atomic<UInt>(0)
     @exclusivity(unchecked) public private(set) var stats = ReactorStats()
 
     /// One read buffer for every transport on this loop: data is handed to handlers as a view into it, so a read
@@ -91,6 +93,7 @@ public final class Reactor: @unchecked Sendable {
     // MARK: descriptors
 
     public func register(fd: Int32, interest: Interest, handler: any IOHandler) throws(ReactorError) {
+        assertInLoop()
         let index = Int(fd)
         if index >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: index + 1 - slots.count + 64)) }
         precondition(slots[index].handler == nil, "descriptor \(fd) is already registered")
@@ -103,6 +106,7 @@ public final class Reactor: @unchecked Sendable {
     /// Hands a registered descriptor to another handler (a connector to its connection) with one interest change,
     /// rather than an unregister and a register. Events already collected for the old handler are dropped.
     public func reassign(fd: Int32, interest: Interest, to handler: any IOHandler) throws(ReactorError) {
+        assertInLoop()
         let index = Int(fd)
         precondition(index < slots.count && slots[index].handler != nil, "descriptor \(fd) is not registered")
         if slots[index].interest != interest {
@@ -114,6 +118,7 @@ public final class Reactor: @unchecked Sendable {
     }
 
     public func setInterest(fd: Int32, _ interest: Interest) throws(ReactorError) {
+        assertInLoop()
         let index = Int(fd)
         guard index < slots.count, slots[index].handler != nil, slots[index].interest != interest else { return }
         try backend.modify(fd: fd, interest: interest)
@@ -123,6 +128,7 @@ public final class Reactor: @unchecked Sendable {
     /// Forget a descriptor. Call before closing it: events already collected for it in this iteration are dropped.
     /// Stops watching `fd`. `closing`: the caller closes it right after, which lets epoll skip a system call.
     public func unregister(fd: Int32, closing: Bool = false) {
+        assertInLoop()
         let index = Int(fd)
         guard index < slots.count, slots[index].handler != nil else { return }
         if closing {
@@ -141,20 +147,23 @@ public final class Reactor: @unchecked Sendable {
     /// Calls `callback` on the loop after `seconds` (monotonic clock).
     @discardableResult
     public func callLater(_ seconds: Double, _ callback: @escaping () -> Void) -> TimerHandle {
-        timers.schedule(at: readClock() &+ MonotonicClock.nanoseconds(fromSeconds: seconds), callback)
+        assertInLoop()
+        return timers.schedule(at: readClock() &+ MonotonicClock.nanoseconds(fromSeconds: seconds), callback)
     }
 
     /// Calls `callback` on the loop once the monotonic clock reaches `deadline` (nanoseconds). Pacing by deadline
     /// rather than by delay keeps a periodic sender from drifting as load grows.
     @discardableResult
     public func callAt(deadline: UInt64, _ callback: @escaping () -> Void) -> TimerHandle {
-        timers.schedule(at: deadline, callback)
+        assertInLoop()
+        return timers.schedule(at: deadline, callback)
     }
 
     public var pendingTimers: Int { timers.count }
 
     /// Runs `callback` on the loop's next iteration, never re-entrantly inside the caller.
     public func callSoon(_ callback: @escaping () -> Void) {
+        assertInLoop()
         soonCalls.append(SoonCall(run: callback))
     }
 
@@ -178,11 +187,20 @@ public final class Reactor: @unchecked Sendable {
 
     // MARK: signals
 
-    /// Delivers SIGINT and SIGTERM (or the given signals) to `handler` on the loop thread instead of killing the
+    /// The signals a program stops in order on: interrupt, terminate, and hang-up (a closed terminal or a
+    /// service manager's stop), which would otherwise kill it mid-write.
+    public static let stopSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+
+    /// Delivers `stopSignals` (or the given signals) to `handler` on the loop thread instead of killing the
     /// process.
-    public func onSignals(_ signals: [Int32] = [SIGINT, SIGTERM], _ handler: @escaping (Int32) -> Void) throws(ReactorError) {
-        signalWatcher?.close()
-        if let old = signalWatcher { unregister(fd: old.fd) }
+    public func onSignals(_ signals: [Int32] = Reactor.stopSignals, _ handler: @escaping (Int32) -> Void) throws(ReactorError) {
+        assertInLoop()
+        if let old = signalWatcher {
+            // Unregistered before it is closed, as every descriptor must be: its number may be reused at once.
+            unregister(fd: old.fd, closing: true)
+            old.close()
+            signalWatcher = nil
+        }
         let watcher = try SignalWatcher(signals: signals, onSignal: handler)
         try register(fd: watcher.fd, interest: .read, handler: watcher)
         signalWatcher = watcher
@@ -190,21 +208,51 @@ public final class Reactor: @unchecked Sendable {
 
     // MARK: running
 
-    /// Runs until `stop()`. Returns after the iteration in which stop was requested.
+    /// Runs until `stop()`. Returns after the iteration in which stop was requested, or at once when `stop()` came
+    /// before this call (a stop is never lost: a signal handler may well run before the loop starts).
     public func run() throws(ReactorError) {
-        precondition(!running, "the reactor is already running")
-        running = true
-        stopRequested.store(false, ordering: .relaxed)
-        defer { running = false }
-        while !stopRequested.load(ordering: .acquiring) {
+        moveState(.run)
+        loopThread.store(UInt(pthread_self()), ordering: .relaxed)
+        defer {
+            loopThread.store(0, ordering: .relaxed)
+            moveState(.returned)
+        }
+        while lifecycle.load(ordering: .acquiring) != .stopping {
             try runOnce()
         }
     }
 
-    /// Asks the loop to return from `run()`. Safe from any thread.
+    /// Asks the loop to return from `run()`, or, before `run()`, to return from it at once. Safe from any thread.
     public func stop() {
-        stopRequested.store(true, ordering: .releasing)
+        moveState(.stop)
         Waker.signal(waker.fd)
+    }
+
+    /// Whether `run()` is running and no stop has been asked.
+    public var isRunning: Bool { lifecycle.load(ordering: .acquiring) == .running }
+
+    private func moveState(_ event: ReactorLifecycle.Event) {
+        var current = lifecycle.load(ordering: .relaxed)
+        while true {
+            guard let next = current.next(on: event) else {
+                preconditionFailure("reactor: illegal lifecycle move \(event) while \(current)")
+            }
+            let (exchanged, original) = lifecycle.compareExchange(expected: current, desired: next, ordering: .acquiringAndReleasing)
+            if exchanged { return }
+            current = original
+        }
+    }
+
+    /// Traps in debug builds when called off the loop thread while the loop runs; compiled out of release builds.
+    /// Reactor-confined objects call it at their entry points.
+    @inline(__always)
+    public func assertInLoop(file: StaticString = #fileID, line: UInt = #line) {
+        assert(isOnLoopThreadOrIdle, "reactor used off its loop thread", file: file, line: line)
+    }
+
+    private var isOnLoopThreadOrIdle: Bool {
+        let owner = loopThread.load(ordering: .relaxed)
+        return owner == 0 || owner == UInt(pthread_self())
     }
 
     /// One iteration: run due timers and deferred calls, wait, dispatch.
@@ -245,7 +293,7 @@ public final class Reactor: @unchecked Sendable {
     }
 
     private func waitTimeout(now: UInt64) -> Int32 {
-        if !soonCalls.isEmpty || stopRequested.load(ordering: .relaxed) { return 0 }
+        if !soonCalls.isEmpty || lifecycle.load(ordering: .relaxed) == .stopping { return 0 }
         guard let deadline = timers.earliestDeadline else { return -1 }
         guard deadline > now else { return 0 }
         // Round up: waking a little late is harmless, waking early would spin until the deadline.

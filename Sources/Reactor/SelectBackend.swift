@@ -13,7 +13,6 @@ final class SelectBackend: PollerBackend {
     /// Registered descriptors, so a wake-up scans what is watched rather than every number up to the highest.
     private var watched: [Int32] = []
     private var position: [Int32: Int] = [:]
-    private var interests: [Int32: Interest] = [:]
     private var highest: Int32 = -1
 
     func add(fd: Int32, interest: Interest) throws(ReactorError) {
@@ -32,7 +31,6 @@ final class SelectBackend: PollerBackend {
     func remove(fd: Int32) {
         guard let index = position.removeValue(forKey: fd) else { return }
         apply(fd: fd, interest: .none)
-        interests[fd] = nil
         let last = watched.removeLast()
         if index < watched.count {
             watched[index] = last
@@ -42,7 +40,6 @@ final class SelectBackend: PollerBackend {
     }
 
     private func apply(fd: Int32, interest: Interest) {
-        interests[fd] = interest
         FDSet.update(&readSet, fd: fd, on: interest.contains(.read))
         FDSet.update(&writeSet, fd: fd, on: interest.contains(.write))
     }
@@ -97,13 +94,6 @@ enum FDSet {
             let words = raw.bindMemory(to: Int.self)
             let bit = 1 << Int(fd % bitsPerWord)
             if on { words[Int(fd / bitsPerWord)] |= bit } else { words[Int(fd / bitsPerWord)] &= ~bit }
-        }
-    }
-
-    static func contains(_ set: inout fd_set, fd: Int32) -> Bool {
-        withUnsafeMutableBytes(of: &set) { raw in
-            let words = raw.bindMemory(to: Int.self)
-            return words[Int(fd / bitsPerWord)] & (1 << Int(fd % bitsPerWord)) != 0
         }
     }
 }

@@ -90,12 +90,9 @@ public enum Socket {
     public static func sendAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
         var offset = 0
         while offset < bytes.count {
-            let sent = send(fd, bytes.baseAddress! + offset, bytes.count - offset, CREACTOR_MSG_NOSIGNAL)
-            if sent < 0 {
-                if errno == EINTR { continue }
-                throw .last("send")
-            }
-            offset += sent
+            let start = bytes.baseAddress! + offset
+            let length = bytes.count - offset
+            offset += try SystemCall.blocking("send") { send(fd, start, length, CREACTOR_MSG_NOSIGNAL) }
         }
     }
 }

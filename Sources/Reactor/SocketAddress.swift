@@ -29,6 +29,17 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
+    private init(validatedHost host: String, port: UInt16, family: Family) {
+        self.host = host
+        self.port = port
+        self.family = family
+    }
+
+    /// The same host with another port (the one the system chose for port 0, say).
+    public func withPort(_ port: UInt16) -> SocketAddress {
+        SocketAddress(validatedHost: host, port: port, family: family)
+    }
+
     /// Parses `PORT`, `HOST:PORT` or `[V6]:PORT`; the host defaults to `defaultHost`.
     public init(parsing text: String, defaultHost: String = "127.0.0.1") throws(ReactorError) {
         var hostPart = defaultHost

@@ -31,6 +31,13 @@ public enum ReactorError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidAddress(String)
     case system(SystemError)
 
+    /// The errno of the failed system call, if a system call is what failed: how a caller tells a port in use
+    /// (EADDRINUSE) from other failures.
+    public var errno: Int32? {
+        if case .system(let error) = self { return error.errno }
+        return nil
+    }
+
     public var description: String {
         switch self {
         case .unknownBackend(let name):

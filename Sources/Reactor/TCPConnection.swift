@@ -22,14 +22,65 @@ public final class TCPConnection: IOHandler {
     public var lowWatermark = 16 * 1024
 
     @exclusivity(unchecked) private var outbound = OutboundBuffer()
-    private enum State { case open, closingAfterFlush, closed }
-    @exclusivity(unchecked) private var state = State.open
-    @exclusivity(unchecked) private var writeShutdownRequested = false
-    @exclusivity(unchecked) private var readingPaused = false
-    @exclusivity(unchecked) private var readClosed = false
-    @exclusivity(unchecked) public private(set) var isWritable = true
 
-    public var isOpen: Bool { state != .closed }
+    /// Where the connection is in its life, both directions at once; moved only by `moveState`, which traps on an
+    /// illegal pair in debug builds (after SwiftNIO's `SocketChannelLifecycleManager`). Pausing reads and the
+    /// writability flag are flow control, not lifecycle, and stay apart.
+    private enum Lifecycle: Equatable {
+        /// `peerEnded`: the peer sent FIN and the handler chose to keep writing (half-open).
+        /// `writeShutdownRequested`: FIN goes out once the buffer drains; reading goes on.
+        case open(peerEnded: Bool, writeShutdownRequested: Bool)
+        /// `close()` with bytes still buffered: no more reading or writing, the socket closes once they are out.
+        case closingAfterFlush
+        case closed
+    }
+
+    private enum LifecycleEvent {
+        case peerEnded, writeShutdownRequested, closeRequestedWithBytesBuffered, finished
+    }
+
+    @exclusivity(unchecked) private var lifecycle = Lifecycle.open(peerEnded: false, writeShutdownRequested: false)
+    @exclusivity(unchecked) private var readingPaused = false
+    /// Whether the buffer is below the high watermark, as of now; the handler hears of a change later (see
+    /// `noteWritabilityChange`).
+    @exclusivity(unchecked) public private(set) var isWritable = true
+    /// What the handler was last told about writability, and whether a notice is already queued.
+    private var reportedWritable = true
+    private var writabilityNoticeQueued = false
+
+    private func moveState(_ event: LifecycleEvent) {
+        switch (lifecycle, event) {
+        case (.open(false, let shutdown), .peerEnded):
+            lifecycle = .open(peerEnded: true, writeShutdownRequested: shutdown)
+        case (.open(let ended, false), .writeShutdownRequested):
+            lifecycle = .open(peerEnded: ended, writeShutdownRequested: true)
+        case (.open, .closeRequestedWithBytesBuffered):
+            lifecycle = .closingAfterFlush
+        case (.open, .finished), (.closingAfterFlush, .finished):
+            lifecycle = .closed
+        default:
+            assertionFailure("TCPConnection: illegal move \(event) while \(lifecycle)")
+        }
+    }
+
+    public var isOpen: Bool { lifecycle != .closed }
+
+    private var isAcceptingWrites: Bool {
+        if case .open(_, false) = lifecycle { return true }
+        return false
+    }
+
+    private var wantsToRead: Bool {
+        if case .open(false, _) = lifecycle { return !readingPaused }
+        return false
+    }
+
+    /// Debug builds check every entry point runs on the loop thread; release builds compile this away.
+    @inline(__always) private func assertInLoop() {
+        #if DEBUG
+        reactor.assertInLoop()
+        #endif
+    }
 
     /// Whether Nagle's algorithm is off (TCP_NODELAY).
     public private(set) var noDelay = false
@@ -37,12 +88,12 @@ public final class TCPConnection: IOHandler {
     /// Turns Nagle's algorithm off, once: for a peer that will get several writes in a row (a stream, pipelined
     /// answers), where Nagle would hold a small write back until the previous one is acknowledged.
     public func setNoDelay() {
-        guard !noDelay, state != .closed else { return }
+        assertInLoop()
+        guard !noDelay, lifecycle != .closed else { return }
         noDelay = true
         Socket.setNoDelay(fd)
     }
     public var bufferedBytes: Int { outbound.count }
-    public var isReadingPaused: Bool { readingPaused }
 
     /// Takes ownership of a connected non-blocking socket and registers it (or takes over its registration, for a
     /// socket a connector was watching). Calls `handler.connectionMade`. `noDelay` turns off Nagle's algorithm,
@@ -78,10 +129,10 @@ public final class TCPConnection: IOHandler {
         TCPConnector(reactor: reactor, address: address, timeout: timeout) { [unowned reactor] result, registered in
             switch result {
             case .success(let fd):
-                do {
+                do throws(ReactorError) {
                     _ = try TCPConnection(reactor: reactor, fd: fd, handler: handler, noDelay: noDelay, alreadyRegistered: registered)
                 } catch {
-                    handler.connectionFailed(.failed(SystemError("register", errno: EBADF)))
+                    handler.connectionFailed(.unwatchable(error))
                 }
             case .failure(let error):
                 handler.connectionFailed(error)
@@ -93,27 +144,49 @@ public final class TCPConnection: IOHandler {
 
     /// Writes `bytes`, sending at once when nothing is queued and buffering only what the socket would not take.
     public func write(_ bytes: UnsafeRawBufferPointer) {
-        guard state == .open, !writeShutdownRequested, bytes.count > 0 else { return }
+        assertInLoop()
+        guard isAcceptingWrites, bytes.count > 0 else { return }
         var remaining = bytes
         if outbound.isEmpty {
-            let sent = send(fd, bytes.baseAddress, bytes.count, CREACTOR_MSG_NOSIGNAL)
-            if sent == bytes.count { return }
-            if sent < 0 {
-                let code = errno
-                if code != EAGAIN && code != EWOULDBLOCK && code != EINTR {
-                    fail(errno: code, call: "send")
-                    return
+            do {
+                if case .processed(let sent) = try SystemCall.nonBlocking("send", { send(fd, bytes.baseAddress, bytes.count, CREACTOR_MSG_NOSIGNAL) }) {
+                    if sent == bytes.count { return }
+                    remaining = UnsafeRawBufferPointer(rebasing: bytes[sent...])
                 }
-            } else {
-                remaining = UnsafeRawBufferPointer(rebasing: bytes[Int(sent)...])
+            } catch {
+                fail(error)
+                return
             }
         }
         outbound.append(remaining)
         updateInterest()
         if isWritable && outbound.count > highWatermark {
             isWritable = false
-            handler.writabilityChanged(false)
+            // Never told inside the write: a handler that writes on `false` would slip its bytes in between the
+            // writes of a frame its caller is still making (a chunk's size line, data and CRLF).
+            noteWritabilityChange(deferred: true)
         }
+    }
+
+    /// Tells the handler the writability as it is when the notice runs; flips in between collapse into none.
+    private func noteWritabilityChange(deferred: Bool) {
+        if writabilityNoticeQueued { return }
+        if !deferred {
+            deliverWritabilityNotice()
+            return
+        }
+        writabilityNoticeQueued = true
+        reactor.callSoon { [weak self] in
+            guard let self else { return }
+            self.writabilityNoticeQueued = false
+            self.deliverWritabilityNotice()
+        }
+    }
+
+    private func deliverWritabilityNotice() {
+        guard lifecycle != .closed, reportedWritable != isWritable else { return }
+        reportedWritable = isWritable
+        handler.writabilityChanged(isWritable)
     }
 
     public func write(_ bytes: [UInt8]) {
@@ -127,52 +200,52 @@ public final class TCPConnection: IOHandler {
 
     /// Closes once everything buffered is written.
     public func close() {
-        guard state == .open else { return }
+        assertInLoop()
+        guard case .open = lifecycle else { return }
         if outbound.isEmpty {
             finish(.done)
         } else {
-            state = .closingAfterFlush
-            stopReading()
+            moveState(.closeRequestedWithBytesBuffered)
+            updateInterest()
         }
     }
 
     /// Closes now with a reset; buffered bytes are dropped.
     public func abort() {
-        guard state != .closed else { return }
+        assertInLoop()
+        guard lifecycle != .closed else { return }
         Socket.setLingerZero(fd)
         finish(.aborted)
     }
 
     /// Sends FIN after the buffered bytes while still reading: a half-close.
     public func shutdownWrite() {
-        guard state == .open, !writeShutdownRequested else { return }
-        writeShutdownRequested = true
+        assertInLoop()
+        guard isAcceptingWrites else { return }
+        moveState(.writeShutdownRequested)
         if outbound.isEmpty { Glibc.shutdown(fd, Int32(SHUT_WR)) }
     }
 
     // MARK: reading
 
     public func pauseReading() {
+        assertInLoop()
         guard !readingPaused else { return }
         readingPaused = true
         updateInterest()
     }
 
     public func resumeReading() {
+        assertInLoop()
         guard readingPaused else { return }
         readingPaused = false
         updateInterest()
     }
 
-    private func stopReading() {
-        readClosed = true
-        updateInterest()
-    }
-
     private func updateInterest() {
-        guard state != .closed else { return }
+        guard lifecycle != .closed else { return }
         var interest: Interest = []
-        if !readingPaused && !readClosed { interest.insert(.read) }
+        if wantsToRead { interest.insert(.read) }
         if !outbound.isEmpty { interest.insert(.write) }
         try? reactor.setInterest(fd: fd, interest)
     }
@@ -183,76 +256,84 @@ public final class TCPConnection: IOHandler {
         let buffer = reactor.readBuffer
         // A few reads per wake-up, then let the other descriptors have their turn.
         for _ in 0..<4 {
-            guard state == .open, !readingPaused, !readClosed else { return }
-            let count = recv(fd, buffer.baseAddress, buffer.count, 0)
-            if count > 0 {
-                handler.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-                if count < buffer.count { return }
-            } else if count == 0 {
-                readClosed = true
-                if handler.readEOF() && state == .open {
+            guard wantsToRead else { return }
+            let result: IOResult<Int>
+            do {
+                result = try SystemCall.nonBlocking("recv") { recv(fd, buffer.baseAddress, buffer.count, 0) }
+            } catch {
+                fail(error)
+                return
+            }
+            switch result {
+            case .wouldBlock:
+                return
+            case .processed(0):
+                moveState(.peerEnded)
+                let keepWriting = handler.readEOF()
+                if keepWriting, case .open = lifecycle {
                     updateInterest()
                 } else {
                     close()
                 }
                 return
-            } else {
-                let code = errno
-                if code == EAGAIN || code == EWOULDBLOCK { return }
-                if code == EINTR { continue }
-                fail(errno: code, call: "recv")
-                return
+            case .processed(let count):
+                handler.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+                if count < buffer.count { return }
             }
         }
     }
 
     public func writable() {
-        guard state != .closed else { return }
-        let (written, code) = outbound.flush(to: fd)
-        if code != 0 && code != EAGAIN && code != EWOULDBLOCK {
-            fail(errno: code, call: "send")
+        guard lifecycle != .closed else { return }
+        let written: Int
+        do {
+            written = try outbound.flush(to: fd)
+        } catch {
+            fail(error)
             return
         }
         if outbound.isEmpty {
             outbound.shrinkIfIdle(keeping: 256 * 1024)
-            if state == .closingAfterFlush {
+            if lifecycle == .closingAfterFlush {
                 finish(.done)
                 return
             }
-            if writeShutdownRequested { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+            if case .open(_, true) = lifecycle { Glibc.shutdown(fd, Int32(SHUT_WR)) }
         }
         updateInterest()
         if !isWritable && outbound.count <= lowWatermark {
             isWritable = true
-            handler.writabilityChanged(true)
+            // Outside any write of the handler's, so it may be told now (unless a notice is already queued).
+            noteWritabilityChange(deferred: false)
         }
         // Last, so a handler that answers the progress (takes the next request, closes) sees a settled transport.
-        if written > 0 && state != .closed { handler.outputFlushed(remaining: outbound.count) }
+        if written > 0 && lifecycle != .closed { handler.outputFlushed(remaining: outbound.count) }
     }
 
     /// The reactor is going away: close the socket and let go of the handler (which may hold this transport, a
     /// cycle). The handler is not called: nothing may touch the reactor now, and a callback would.
     public func reactorClosing() {
-        guard state != .closed else { return }
-        state = .closed
+        guard lifecycle != .closed else { return }
+        lifecycle = .closed
         Glibc.close(fd)
         handler = DetachedHandler()
     }
 
     public func hangup() {
         let code = Socket.pendingError(fd)
-        if code != 0 { fail(errno: code, call: "socket") } else { finish(.done) }
+        // SO_ERROR holds what the hang-up was (read with getsockopt, named as before: the socket's own error).
+        if code != 0 { fail(SystemError("socket", errno: code)) } else { finish(.done) }
     }
 
     // MARK: ending
 
-    private func fail(errno code: Int32, call: String) {
-        finish(code == ECONNRESET || code == EPIPE ? .reset : .failed(SystemError(call, errno: code)))
+    private func fail(_ error: SystemError) {
+        finish(error.errno == ECONNRESET || error.errno == EPIPE ? .reset : .failed(error))
     }
 
     private func finish(_ reason: ConnectionLossReason) {
-        guard state != .closed else { return }
-        state = .closed
+        guard lifecycle != .closed else { return }
+        moveState(.finished)
         reactor.unregister(fd: fd, closing: true)
         Glibc.close(fd)
         // Told on the next iteration, so a handler that closes never re-enters itself; then let go of it, which

@@ -14,10 +14,23 @@ public final class TCPListener: IOHandler {
     public var port: UInt16 { localAddress.port }
 
     private let onAccept: (Int32) -> Void
-    private var paused = false
-    private var exhaustedRetry: TimerHandle?
+    /// Where the listener is; every change goes through `moveState`.
+    private enum State {
+        case accepting
+        /// Paused by its owner (`pauseAccepting`), e.g. at a connection cap.
+        case paused
+        /// Out of descriptors: not accepting until `retry` fires; `pausedMeanwhile` remembers an owner's pause made
+        /// during the back-off, so the retry does not undo it.
+        case backingOff(retry: TimerHandle, pausedMeanwhile: Bool)
+        case closed
+    }
+
+    private enum Event {
+        case pause, resume, exhausted(retry: TimerHandle), retryDue, close
+    }
+
+    private var state = State.accepting
     private var exhaustionLog = LogThrottle()
-    private var closed = false
     private let logger: Logger
 
     /// accept(2), replaceable so tests can make it fail with EMFILE without starving the whole test process.
@@ -57,24 +70,60 @@ public final class TCPListener: IOHandler {
 
     /// Stops taking connections (they wait in the backlog) until `resumeAccepting`.
     public func pauseAccepting() {
-        guard !paused, !closed else { return }
-        paused = true
-        try? reactor.setInterest(fd: fd, .none)
+        reactor.assertInLoop()
+        moveState(.pause)
     }
 
     public func resumeAccepting() {
-        guard paused, !closed, exhaustedRetry == nil else { return }
-        paused = false
-        try? reactor.setInterest(fd: fd, .read)
+        reactor.assertInLoop()
+        moveState(.resume)
     }
 
-    public var isAccepting: Bool { !paused && !closed }
+    public var isAccepting: Bool {
+        if case .accepting = state { return true }
+        return false
+    }
 
     public func close() {
-        guard !closed else { return }
-        closed = true
-        exhaustedRetry?.cancel()
-        reactor.unregister(fd: fd)
+        reactor.assertInLoop()
+        moveState(.close)
+    }
+
+    /// The whole lifecycle in one table (after SwiftNIO's `SocketChannelLifecycleManager`); the watched interest
+    /// follows the state. Pausing or resuming twice is harmless; anything after close is ignored.
+    private func moveState(_ event: Event) {
+        switch (state, event) {
+        case (.accepting, .pause):
+            state = .paused
+            try? reactor.setInterest(fd: fd, .none)
+        case (.paused, .resume):
+            state = .accepting
+            try? reactor.setInterest(fd: fd, .read)
+        case (.accepting, .exhausted(let retry)):
+            state = .backingOff(retry: retry, pausedMeanwhile: false)
+            try? reactor.setInterest(fd: fd, .none)
+        case (.backingOff(let retry, _), .pause):
+            state = .backingOff(retry: retry, pausedMeanwhile: true)
+        case (.backingOff(let retry, _), .resume):
+            state = .backingOff(retry: retry, pausedMeanwhile: false)
+        case (.backingOff(_, let pausedMeanwhile), .retryDue):
+            state = pausedMeanwhile ? .paused : .accepting
+            if !pausedMeanwhile { try? reactor.setInterest(fd: fd, .read) }
+        case (.backingOff(let retry, _), .close):
+            retry.cancel()
+            closeSocket()
+        case (.accepting, .close), (.paused, .close):
+            closeSocket()
+        case (.accepting, .resume), (.paused, .pause), (.closed, _):
+            break
+        case (.accepting, .retryDue), (.paused, .retryDue), (.paused, .exhausted), (.backingOff, .exhausted):
+            assertionFailure("TCPListener: illegal move \(event) while \(state)")
+        }
+    }
+
+    private func closeSocket() {
+        state = .closed
+        reactor.unregister(fd: fd, closing: true)
         Glibc.close(fd)
     }
 
@@ -82,24 +131,22 @@ public final class TCPListener: IOHandler {
         // A bounded batch, as Twisted's `numberAccepts` does: a storm of thousands of connects would otherwise be
         // accepted in one go while due timers wait. The level-triggered listener comes back next iteration.
         var accepted = 0
-        while !paused && !closed && accepted < Self.acceptsPerWakeup {
-            let client = acceptCall(fd)
-            if client >= 0 {
+        while isAccepting && accepted < Self.acceptsPerWakeup {
+            do {
+                guard case .processed(let client) = try SystemCall.nonBlocking("accept4", { acceptCall(fd) }) else { return }
                 accepted += 1
                 onAccept(client)
-                continue
-            }
-            switch errno {
-            case EAGAIN, EWOULDBLOCK:
-                return
-            case EINTR, ECONNABORTED, EPROTO:
-                continue
-            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                descriptorsExhausted(errno)
-                return
-            default:
-                logger.error("accept failed: \(SystemError.last("accept"))")
-                return
+            } catch {
+                switch error.errno {
+                case ECONNABORTED, EPROTO:
+                    continue  // that client gave up before we took it; the next may be there
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    descriptorsExhausted(error.errno)
+                    return
+                default:
+                    logger.error("accept failed: \(error)")
+                    return
+                }
             }
         }
     }
@@ -112,21 +159,16 @@ public final class TCPListener: IOHandler {
         if exhaustionLog.admit(now: MonotonicClock.now()) != nil {
             logger.warning("accept: \(SystemError("accept", errno: code).reason); pausing accepts for \(exhaustionBackoff)s")
         }
-        let wasPaused = paused
-        pauseAccepting()
-        exhaustedRetry = reactor.callLater(exhaustionBackoff) { [weak self] in
-            guard let self else { return }
-            self.exhaustedRetry = nil
-            if !wasPaused { self.resumeAccepting() }
-        }
+        let retry = reactor.callLater(exhaustionBackoff) { [weak self] in self?.moveState(.retryDue) }
+        moveState(.exhausted(retry: retry))
     }
 
     public func writable() {}
     public func hangup() {}
 
     public func reactorClosing() {
-        guard !closed else { return }
-        closed = true
+        if case .closed = state { return }
+        state = .closed
         Glibc.close(fd)
     }
 }

@@ -49,19 +49,10 @@ private let writeHeader: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int,
         sink.response.headers.removeAll()  // a new response (after 100 Continue)
     } else if let colon = line.firstIndex(of: ":") {
         let name = String(line[..<colon])
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: " \r\n\t")
+        let value = line[line.index(after: colon)...].trimmingSpaces()
         sink.response.headers.append((name, value))
     }
     return length
-}
-
-extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        var slice = self
-        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
-        return String(slice)
-    }
 }
 
 /// One libcurl easy handle. Reusing it keeps the connection alive between requests, as a browser would.

@@ -194,21 +194,34 @@ struct GatewayFetchTests {
     @Test func blockingFetchesAreCappedBecauseEachHoldsAThread() throws {
         let gateway = try TestGateway { $0.maxBlockingFetches = 1 }
         defer { gateway.stop() }
-        let port = try gateway.startServer("ecstasy", mode: "async", numBytes: 10, delay: 0.05)["port"] as! Int
+        // 31 sends 0.05 s apart: the first fetch holds the one blocking slot for about 1.5 s.
+        let port = try gateway.startServer("ecstasy", mode: "async", numBytes: 100, delay: 0.05)["port"] as! Int
         let first = Locked<CurlResponse?>(nil)
         let done = DispatchSemaphore(value: 0)
         WorkerThread.start(name: "blocking") {
-            let response = CurlClient().request("\(gateway.url)/api/fetch?mode=blocking&targets=\(port)&format=ndjson", timeout: 1)
+            let response = CurlClient().request("\(gateway.url)/api/fetch?mode=blocking&targets=\(port)&format=ndjson", timeout: 20)
             first.withLock { $0 = response }
             done.signal()
         }
-        usleep(300_000)
+        var running = false
+        for _ in 0..<500 where !running {
+            running = gateway.metric("poetry_fetches_active") == 1
+            if !running { usleep(10_000) }
+        }
+        #expect(running, "the first blocking fetch never started")
         let second = CurlClient().request("\(gateway.url)/api/fetch?mode=blocking&targets=\(port)")
         #expect(second.status == 429)
         #expect(second.text.contains("too_many_blocking_fetches"))
         #expect(CurlClient().request("\(gateway.url)/api/fetch?mode=async&targets=\(port)&timeout=5", timeout: 1).status == 200,
                 "async fetches are not held back")
-        _ = done.wait(timeout: .now() + 5)
+        #expect(done.wait(timeout: .now() + 20) == .success)
+        // The fetch that held the slot ran to its end, undisturbed by the refusal.
+        let response = try #require(first.withLock { $0 })
+        #expect(response.status == 200)
+        #expect(response.error == nil, "\(response.error ?? "")")
+        let events = try ndjson(response.text)
+        #expect(events.last?["event"] as? String == "summary")
+        #expect(events.last?["poems"] as? Int == 1)
     }
 
     @Test func headAnswersWithTheStreamsHeadAndStartsNoFetch() throws {

@@ -7,6 +7,13 @@ import Reactor
 import TestSupport
 import Testing
 
+/// The `poetry` executable built beside this test bundle (any `--scratch-path`), or `POETRY_BINARY`.
+let poetryBinary: String = {
+    if let path = ProcessInfo.processInfo.environment["POETRY_BINARY"] { return path }
+    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("poetry").path
+    return FileManager.default.isExecutableFile(atPath: beside) ? beside : "\(projectRoot)/.build/debug/poetry"
+}()
+
 /// The built gateway as a separate process, for what a test process cannot do to itself: a descriptor limit of its
 /// own, and signals.
 final class GatewayProcess {
@@ -16,7 +23,7 @@ final class GatewayProcess {
     private let output = Pipe()
 
     init(_ arguments: [String] = [], descriptorLimit: Int? = nil) throws {
-        let binary = "\(projectRoot)/.build/debug/poetry"
+        let binary = poetryBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the poetry executable first")
         let gatewayArguments = ["gateway", "--port", "0", "--poetry-dir", "\(projectRoot)/poetry", "--public-dir", "\(projectRoot)/public"] + arguments
         if let descriptorLimit {
@@ -155,7 +162,9 @@ struct GatewayProcessTests {
         #expect(plain.nextOutputLine().hasPrefix("Open "))
     }
 
-    @Test func sigtermEndsEveryOpenStreamWithAFinalEventAndExitsZero() throws {
+    /// SIGTERM, SIGINT and SIGHUP (a closed terminal, a service manager's stop) all stop it in order.
+    @Test(arguments: [SIGTERM, SIGHUP])
+    func aStopSignalEndsEveryOpenStreamWithAFinalEventAndExitsZero(signo: Int32) throws {
         let gateway = try GatewayProcess()
         defer { gateway.stop() }
         let created = CurlClient().request("POST", "\(gateway.url)/api/servers",
@@ -176,9 +185,10 @@ struct GatewayProcessTests {
             usleep(20_000)
         }
         #expect(open == 100)
-        gateway.signal(SIGTERM)
+        gateway.signal(signo)
         let took = gateway.waitForExit(limit: 3)
         #expect(took != nil && took! < 2, "exited after \(String(describing: took))s")
+        #expect(gateway.process.terminationReason == .exit, "killed by signal \(gateway.process.terminationStatus)")
         #expect(gateway.process.terminationStatus == 0)
         #expect(done.wait(timeout: .now() + 5) == .success)
         let all = responses.withLock { $0 }
@@ -213,9 +223,9 @@ enum TestGatewayMetrics {
     }
 }
 
-/// Keeps servers made on a background reactor alive for the test's length. Only appended to from inside
-/// `BackgroundReactor.sync`, whose caller waits, so no two threads touch it at once.
+/// Keeps servers made on a background reactor alive for the test's length.
 enum ServerKeeper {
-    nonisolated(unsafe) static var kept: [AnyObject] = []
-    static func keep(_ object: AnyObject) { kept.append(object) }
+    /// Locked: suites run in parallel, each appending from its own background reactor.
+    static let kept = Locked<[AnyObject]>([])
+    static func keep(_ object: AnyObject) { kept.withLock { $0.append(object) } }
 }

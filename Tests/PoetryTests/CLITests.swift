@@ -1,9 +1,19 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 
+/// The `poetry` executable built beside this test bundle (any `--scratch-path`), or `POETRY_BINARY`.
+let poetryBinary: String = {
+    if let path = ProcessInfo.processInfo.environment["POETRY_BINARY"] { return path }
+    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("poetry").path
+    return FileManager.default.isExecutableFile(atPath: beside) ? beside : "\(projectRoot)/.build/debug/poetry"
+}()
+
 /// Runs the built `poetry` binary as a person would and returns (status, stdout, stderr).
 func runPoetry(_ arguments: [String], until: ((String) -> Bool)? = nil) throws -> (status: Int32, out: String, err: String) {
-    let binary = "\(projectRoot)/.build/debug/poetry"
+    let binary = poetryBinary
     try #require(FileManager.default.isExecutableFile(atPath: binary), "build the poetry executable first (swift build)")
     let process = Process()
     process.executableURL = URL(fileURLWithPath: binary)
@@ -24,7 +34,7 @@ func runPoetry(_ arguments: [String], until: ((String) -> Bool)? = nil) throws -
 /// given, receives its standard error.
 func startServe(_ arguments: [String], errors: Pipe? = nil) throws -> (Process, UInt16) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: "\(projectRoot)/.build/debug/poetry")
+    process.executableURL = URL(fileURLWithPath: poetryBinary)
     process.arguments = ["serve"] + arguments
     process.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
     let out = Pipe()
@@ -108,7 +118,7 @@ struct CLITests {
     @Test func theAsyncServerRunsAReactorPerCoreAndNeverSharesItsPortByAccident() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let first = Process()
-        first.executableURL = URL(fileURLWithPath: "\(projectRoot)/.build/debug/poetry")
+        first.executableURL = URL(fileURLWithPath: poetryBinary)
         first.arguments = ["serve", "--async", "poetry/science.txt"]
         first.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
         let out = Pipe()
@@ -158,6 +168,41 @@ struct CLITests {
         let inUse = try runPoetry(["serve", "--port", String(port), "poetry/science.txt"])
         #expect(inUse.status != 0)
         #expect(inUse.err == "Cannot listen on 127.0.0.1:\(port): Address already in use\n")
+    }
+
+    /// SIGHUP, like SIGINT and SIGTERM, stops `poetry get` (both modes) and `poetry serve` in order: exit 0, not
+    /// death by the signal. Each is signalled once it is mid-work (a read printed, or a client being served).
+    @Test(arguments: [SIGTERM, SIGINT, SIGHUP])
+    func everyStopSignalStopsTheProgramsInOrder(signo: Int32) throws {
+        let (server, port) = try startServe(["--async", "--threads", "1", "--num-bytes", "10", "--delay", "0.2", "poetry/science.txt"])
+        defer { server.terminate(); server.waitUntilExit() }
+        // The blocking client prints no line per read (as the seed's), only that it started a task.
+        for (mode, marker) in [("--blocking", "Task 1: get poetry from"), ("--async", "Task 1: got 10 bytes")] {
+            let get = Process()
+            get.executableURL = URL(fileURLWithPath: poetryBinary)
+            get.arguments = ["get", mode, String(port)]
+            get.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
+            let out = Pipe()
+            get.standardOutput = out
+            try get.run()
+            var text = ""
+            while !text.contains(marker) {
+                let data = out.fileHandleForReading.readData(ofLength: 1)
+                if data.isEmpty { break }
+                text += String(decoding: data, as: UTF8.self)
+            }
+            kill(get.processIdentifier, signo)
+            text += String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            get.waitUntilExit()
+            #expect(get.terminationReason == .exit, "get \(mode) was killed by signal \(get.terminationStatus)")
+            #expect(get.terminationStatus == 0)
+            // Stopped mid-poem, not after it (a signal the child cannot act on would let it finish the poem).
+            #expect(!text.contains("Got 1 poems"), "get \(mode) ignored the signal: \(text)")
+        }
+        kill(server.processIdentifier, signo)
+        server.waitUntilExit()
+        #expect(server.terminationReason == .exit, "serve was killed by signal \(server.terminationStatus)")
+        #expect(server.terminationStatus == 0)
     }
 
     @Test func aFailedTaskMakesTheExitStatusNonZero() throws {

@@ -66,34 +66,58 @@ struct ServerTests {
         close(again)
     }
 
+    /// poll(2) and ppoll(2) as /proc/TID/syscall numbers them.
+    private var pollSyscalls: Set<Int> {
+        #if arch(x86_64)
+        return [7, 271]
+        #elseif arch(arm64)
+        return [73]
+        #else
+        return []
+        #endif
+    }
+
     @Test func blockingServerStopsWhileBlockedInAccept() throws {
         let config = PoetryServerConfig(poem: poem("science"), address: try SocketAddress(host: "127.0.0.1", port: 0))
         let server = try BlockingPoetryServer(config: config)
-        let finished = Atomic<Bool>(false)
-        Thread {
+        let finished = DispatchSemaphore(value: 0)
+        // A name of its own, to find the thread among this process's tasks.
+        let name = "accept-\(server.port)"
+        WorkerThread.start(name: name) {
             server.run { _ in }
-            finished.store(true, ordering: .releasing)
-        }.start()
-        usleep(20_000)
+            finished.signal()
+        }
+        // Proof that it got there: the server's thread sits in the poll that waits for a client (or the stop pipe).
+        var inPoll = false
+        for _ in 0..<5_000 where !inPoll {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+            let tid = tasks.first { (try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8)) == name + "\n" }
+            if let tid, let call = try? String(contentsOfFile: "/proc/self/task/\(tid)/syscall", encoding: .utf8) {
+                let number = call.split(separator: " ").first.flatMap { Int($0) }
+                inPoll = number.map(pollSyscalls.contains) ?? false
+            }
+            if !inPoll { usleep(1000) }
+        }
+        #expect(inPoll, "the server never reached its wait for a client")
         server.stop()
-        let stopAt = MonotonicClock.now()
-        while !finished.load(ordering: .acquiring) && MonotonicClock.now() - stopAt < 2_000_000_000 { usleep(1000) }
-        let didFinish = finished.load(ordering: .acquiring)
-        #expect(didFinish)
+        #expect(finished.wait(timeout: .now() + 10) == .success, "stop() did not end a server waiting for a client")
     }
 
     @Test func asyncServerPacesEveryClientByDeadline() throws {
-        // 100 clients at once; each poem takes ceil(653/50) = 14 sends × 0.01 s ≈ 0.14 s, however many clients.
+        // Each poem takes ceil(653/50) = 14 sends × 0.01 s ≈ 0.14 s, however many clients: 100 at once take about
+        // as long as one alone (a ratio, not a wall-clock bound, so a slow machine does not fail it).
         let farm = try ServerFarm([.poem(poem("science"), numBytes: 50, delay: 0.01)])
         defer { farm.stop() }
         let port = farm.boundPorts[0]
+        let alone = try #require(try runAsyncFetch(tasks([port])).summary?.elapsed)
         let many = tasks(Array(repeating: port, count: 100))
         let events = try runAsyncFetch(many)
         #expect(events.summary?.poems == 100)
         let elapsed = try #require(events.summary?.elapsed)
         #expect(elapsed >= 0.13)
-        #expect(elapsed < 0.14 * 2.5, "pacing drifted under load: \(elapsed)s")
-        #expect(events.receivedChunks(task: 50).count >= 10, "sent in slices, not at once")
+        #expect(elapsed < alone * 2.5, "pacing drifted under load: \(elapsed)s for 100 clients, \(alone)s for one")
+        // Sent in slices, not at once: of 14 sends a slow reader (a loaded host, ThreadSanitizer) may read two as one.
+        #expect(events.receivedChunks(task: 50).count >= 7, "sent in slices, not at once")
     }
 
     @Test func aClientThatLeavesEarlyNeverStopsTheServer() throws {

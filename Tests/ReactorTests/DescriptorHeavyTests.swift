@@ -43,6 +43,34 @@ struct DescriptorHeavy {
         #expect(ticks >= acceptsPerIteration.count, "a timer ran in each iteration with accepts: \(ticks) ticks")
     }
 
+    /// A connect whose socket select cannot watch is reported with the reactor's own reason, not a made-up errno
+    /// ("Bad file descriptor" was what a client read).
+    @Test func aConnectTheReactorCannotWatchSaysWhy() throws {
+        raiseDescriptorLimit(to: 2048)
+        let reactor = try Reactor(backend: .select)
+        let listenFD = try Socket.listen(on: loopback, nonBlocking: false)
+        defer { close(listenFD) }
+        let port = SocketAddress.local(of: listenFD)!.port
+        // Hold every free number below FD_SETSIZE, so the connector's socket gets one above.
+        var holders: [Int32] = []
+        defer { holders.forEach { close($0) } }
+        while let fd = Optional(fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0)), fd >= 0 {
+            if fd >= 1024 { close(fd); break }
+            holders.append(fd)
+        }
+        var failure: ConnectError?
+        let probe = ClientProbe()
+        probe.onFailed = { failure = $0; reactor.stop() }
+        probe.onMade = { _ in reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: port), handler: probe)
+        try runUntilStopped(reactor)
+        guard case .unwatchable(.descriptorTooLarge)? = failure else {
+            Issue.record("expected select's descriptor limit, got \(String(describing: failure))")
+            return
+        }
+        #expect(failure?.description.contains("FD_SETSIZE") == true)
+    }
+
     @Test(arguments: BackendKind.allCases)
     func fiveHundredConcurrentConnections(backend: BackendKind) throws {
         raiseDescriptorLimit(to: 4096)

@@ -61,6 +61,61 @@ struct LoopTests {
         #expect(turns[2] > turns[1] && turns[4] > turns[3], "\(log)")
     }
 
+    /// A stop that comes before `run()` (a signal handled while the thread is still starting) is kept: `run()`
+    /// returns before anything else can happen, here a timer that would otherwise end the loop instead.
+    @Test(arguments: BackendKind.allCases)
+    func aStopBeforeRunIsKept(backend: BackendKind) throws {
+        let reactor = try Reactor(backend: backend)
+        let stopped = DispatchSemaphore(value: 0)
+        Thread {
+            reactor.stop()
+            stopped.signal()
+        }.start()
+        stopped.wait()
+        var fallbackFired = false
+        reactor.callLater(10) {
+            fallbackFired = true
+            reactor.stop()
+        }
+        try reactor.run()
+        #expect(!fallbackFired, "the stop sent before run() was lost")
+        #expect(reactor.stats.iterations == 0)
+
+        // And once returned the reactor runs again, until the next stop.
+        reactor.callSoon { reactor.stop() }
+        try reactor.run()
+        #expect(!fallbackFired)
+        #expect(reactor.stats.iterations >= 1)
+    }
+
+    /// Debug builds catch a reactor-confined call made off the loop thread while the loop runs (as NIO's
+    /// `assertInEventLoop` does); the same call before `run()`, or posted with `execute`, is fine.
+    @Test func aConfinedCallOffTheLoopThreadTrapsInDebugBuilds() async {
+        #if DEBUG
+        await #expect(processExitsWith: .failure) {
+            let reactor = try! Reactor()
+            let running = DispatchSemaphore(value: 0)
+            reactor.callSoon { running.signal() }
+            Thread { try? reactor.run() }.start()
+            running.wait()
+            reactor.callSoon {}
+        }
+        await #expect(processExitsWith: .success) {
+            let reactor = try! Reactor()
+            let running = DispatchSemaphore(value: 0)
+            reactor.callSoon { running.signal() }
+            Thread { try? reactor.run() }.start()
+            running.wait()
+            let done = DispatchSemaphore(value: 0)
+            reactor.execute {
+                reactor.callSoon { done.signal() }
+            }
+            done.wait()
+            reactor.stop()
+        }
+        #endif
+    }
+
     /// A warning repeated in a flood is let through once per interval, saying how many it stands for.
     @Test func aLogThrottleAdmitsOncePerIntervalAndCountsWhatItHeldBack() {
         var throttle = LogThrottle(seconds: 1)
@@ -79,6 +134,10 @@ struct LoopTests {
         var received: Int32 = 0
         let loopThread = pthread_self()
         var onLoopThread = false
+        // A handler replaced before the loop runs: its pipe is unregistered and closed, and it hears nothing.
+        var replacedCalls = 0
+        try reactor.onSignals { _ in replacedCalls += 1 }
+        let registeredWithFirst = reactor.stats.registeredDescriptors
         try reactor.onSignals { signo in
             received = signo
             onLoopThread = pthread_equal(pthread_self(), loopThread) != 0
@@ -88,6 +147,8 @@ struct LoopTests {
         try runUntilStopped(reactor)
         #expect(received == SIGTERM)
         #expect(onLoopThread)
+        #expect(replacedCalls == 0)
+        #expect(reactor.stats.registeredDescriptors == registeredWithFirst, "the replaced pipe is still registered")
     }
 
     @Test(arguments: BackendKind.allCases)
@@ -190,5 +251,51 @@ struct LoopTests {
         #expect(reactor.stats.iterations < 50)
         #expect(accepted.count == 3)
         for fd in clients { close(fd) }
+    }
+
+    /// An owner's pause made while the listener backs off from descriptor exhaustion (a connection cap reached
+    /// meanwhile) outlasts the back-off: the retry does not resume accepting behind the owner's back; the owner's
+    /// resume does.
+    @Test func aPauseDuringTheExhaustionBackOffIsKept() throws {
+        let reactor = try Reactor(backend: .epoll)
+        var accepted: [Int32] = []
+        let server = try TCPListener(reactor: reactor, address: loopback) { fd in accepted.append(fd) }
+        defer { accepted.forEach { close($0) } }
+        var failNext = true
+        server.acceptCall = { fd in
+            if failNext {
+                failNext = false
+                errno = EMFILE
+                return -1
+            }
+            return TCPListener.systemAccept(fd)
+        }
+        server.exhaustionBackoff = 0.01
+        let client = try Socket.makeStream(for: loopback, nonBlocking: false)
+        defer { close(client) }
+        _ = address(port: server.port).withSockAddr { connect(client, $0, $1) }
+        var log: [String] = []
+        func watch() {
+            if server.exhaustionCount == 1 && log.isEmpty {
+                log.append("backing off")
+                server.pauseAccepting()
+                // Well after the back-off's retry (0.01 s): still paused, nothing accepted.
+                reactor.callLater(0.2) {
+                    log.append(server.isAccepting ? "accepting" : "paused")
+                    log.append("accepted \(accepted.count)")
+                    server.resumeAccepting()
+                }
+            }
+            if accepted.count == 1 {
+                log.append("accepted after resume")
+                reactor.stop()
+                return
+            }
+            reactor.callLater(0.001) { watch() }
+        }
+        reactor.callSoon { watch() }
+        try runUntilStopped(reactor)
+        server.close()
+        #expect(log == ["backing off", "paused", "accepted 0", "accepted after resume"])
     }
 }

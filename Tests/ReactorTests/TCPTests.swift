@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Reactor
+@testable import Reactor
 import Testing
 
 @Suite("TCP transports, on every backend")
@@ -137,9 +137,9 @@ struct TCPTests {
         var resumes = 0
         let server = try listen(reactor) {
             let producer = ClientProbe()
-            var canWrite = true
             func produce(_ connection: TCPConnection) {
-                while canWrite && sent < total {
+                // `isWritable` is current; the notice of a change comes later, never inside a write.
+                while connection.isWritable && sent < total {
                     connection.write(chunk)
                     sent += chunk.count
                     maxBuffered = max(maxBuffered, connection.bufferedBytes)
@@ -148,7 +148,6 @@ struct TCPTests {
             }
             producer.onMade = { produce($0) }
             producer.onWritability = { writable in
-                canWrite = writable
                 if writable { resumes += 1; produce(producer.connection!) } else { pauses += 1 }
             }
             return producer
@@ -216,5 +215,95 @@ struct TCPTests {
         }
         try runUntilStopped(reactor)
         #expect(outcomes.contains("Connection timed out"))
+    }
+}
+
+/// Transport lifecycles that cannot race: what a connector owns after it reports, and frames that stay whole
+/// when a handler writes on being told it is not writable.
+@Suite("TCP lifecycles")
+struct TCPLifecycleTests {
+    /// A connect that succeeded at once and is then cancelled closes its socket once: the queued report must not
+    /// close the number again, which by then belongs to somebody else (here a descriptor put on that number).
+    @Test func aConnectThatSucceededAtOnceThenIsCancelledClosesItsSocketOnce() throws {
+        let reactor = try Reactor()
+        let listenFD = try Socket.listen(on: loopback, nonBlocking: false)
+        defer { close(listenFD) }
+        let port = SocketAddress.local(of: listenFD)!.port
+        // Parallel suites open descriptors too: retry until the stranger lands on the freed number.
+        var proven = false
+        for _ in 0..<20 where !proven {
+            var connectedFD: Int32 = -1
+            var reported = false
+            let connector = TCPConnector(reactor: reactor, address: address(port: port), timeout: nil, connectCall: { fd, address in
+                // A blocking connect to loopback completes before it returns, as a non-blocking one may.
+                let flags = fcntl(fd, F_GETFL)
+                _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
+                let result = address.withSockAddr { connect(fd, $0, $1) }
+                _ = fcntl(fd, F_SETFL, flags)
+                connectedFD = fd
+                return result
+            }) { _, _ in reported = true }
+            #expect(connectedFD >= 0)
+            connector.cancel()
+            #expect(connector.isFinished)
+            let stranger = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, connectedFD)
+            defer { close(stranger) }
+            guard stranger == connectedFD else { continue }
+            proven = true
+            reactor.callSoon { reactor.stop() }  // after the connector's queued report
+            try runUntilStopped(reactor)
+            #expect(fcntl(stranger, F_GETFD) != -1, "the connector closed a descriptor it no longer owned")
+            #expect(!reported, "a cancelled connector reported")
+        }
+        #expect(proven)
+    }
+
+    /// A handler that writes as soon as it hears it is not writable must not slip its bytes into the middle of a
+    /// frame its caller is still writing: the notice comes after the write that crossed the watermark returns.
+    @Test(arguments: BackendKind.allCases)
+    func aHandlerThatWritesOnNotWritableCannotSplitAFrame(backend: BackendKind) throws {
+        let reactor = try Reactor(backend: backend)
+        let payload = [UInt8](repeating: UInt8(ascii: "."), count: 1 << 20)
+        final class FrameWriter: ConnectionHandler {
+            let payload: [UInt8]
+            var connection: TCPConnection?
+            var notices: [Bool] = []
+            init(payload: [UInt8]) { self.payload = payload }
+            func connectionMade(_ connection: TCPConnection) {
+                self.connection = connection
+                // One frame in three writes, as a chunk's size line, data and CRLF; the data overflows the buffer.
+                connection.write("[")
+                connection.write(payload)
+                connection.write("]")
+            }
+            func dataReceived(_ bytes: UnsafeRawBufferPointer) {}
+            func writabilityChanged(_ writable: Bool) {
+                notices.append(writable)
+                if !writable {
+                    connection?.write("<marker>")
+                    connection?.close()
+                }
+            }
+            func connectionLost(_ reason: ConnectionLossReason) { connection = nil }
+        }
+        var writer: FrameWriter?
+        let listener = try TCPListener(reactor: reactor, address: loopback) { [unowned reactor] fd in
+            var small: Int32 = 4096
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            let handler = FrameWriter(payload: payload)
+            writer = handler
+            _ = try? TCPConnection(reactor: reactor, fd: fd, handler: handler)
+        }
+        var received: [UInt8] = []
+        let reader = ClientProbe()
+        reader.onData = { _, bytes in received.append(contentsOf: bytes) }
+        reader.onLost = { _ in reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: listener.port), handler: reader)
+        try runUntilStopped(reactor, limit: 60)
+        listener.close()
+        #expect(writer?.notices.first == false)
+        let expected = Array("[".utf8) + payload + Array("]<marker>".utf8)
+        let whole = received == expected
+        #expect(whole, "a frame was split; the stream ends \(String(decoding: received.suffix(12), as: UTF8.self))")
     }
 }
