@@ -6,10 +6,13 @@ import HTTPServer
 import Reactor
 import Testing
 
+/// Tests that exercise the transport take every backend (as Twisted's ReactorBuilder runs a suite per reactor);
+/// those about parsing and routing run on the default one.
 @Suite("HTTP server over libcurl and raw sockets")
 struct HTTPServerTests {
-    @Test func keepAliveReusesOneConnectionForManyRequests() throws {
-        let server = try TestHTTPServer()
+    @Test(arguments: BackendKind.allCases)
+    func keepAliveReusesOneConnectionForManyRequests(backend: BackendKind) throws {
+        let server = try TestHTTPServer(backend: backend)
         defer { server.stop() }
         let client = CurlClient()
         var opened = 0
@@ -23,8 +26,9 @@ struct HTTPServerTests {
         #expect(server.stats.connectionsAccepted == 1)
     }
 
-    @Test func aChunkedStreamArrivesAsItIsWritten() throws {
-        let server = try TestHTTPServer()
+    @Test(arguments: BackendKind.allCases)
+    func aChunkedStreamArrivesAsItIsWritten(backend: BackendKind) throws {
+        let server = try TestHTTPServer(backend: backend)
         defer { server.stop() }
         let response = CurlClient().request("\(server.url)/stream")
         #expect(response.status == 200)
@@ -111,8 +115,9 @@ struct HTTPServerTests {
         #expect(fine.text == "just right")
     }
 
-    @Test func expectContinueGetsTheBodyThrough() throws {
-        let server = try TestHTTPServer()
+    @Test(arguments: BackendKind.allCases)
+    func expectContinueGetsTheBodyThrough(backend: BackendKind) throws {
+        let server = try TestHTTPServer(backend: backend)
         defer { server.stop() }
         let payload = [UInt8](repeating: 66, count: 200_000)
         let response = CurlClient().request("POST", "\(server.url)/echo", headers: ["Expect: 100-continue"], body: payload)
@@ -120,8 +125,9 @@ struct HTTPServerTests {
         #expect(response.body == payload)
     }
 
-    @Test func fiftyConcurrentTransfersThroughTheMultiInterface() throws {
-        let server = try TestHTTPServer()
+    @Test(arguments: BackendKind.allCases)
+    func fiftyConcurrentTransfersThroughTheMultiInterface(backend: BackendKind) throws {
+        let server = try TestHTTPServer(backend: backend)
         defer { server.stop() }
         let urls = (0..<50).map { "\(server.url)/items/\($0)" }
         let responses = CurlClient.concurrent(urls)
@@ -132,8 +138,9 @@ struct HTTPServerTests {
         }
     }
 
-    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
-        let server = try TestHTTPServer()
+    @Test(arguments: BackendKind.allCases)
+    func pipelinedRequestsAreAnsweredInOrder(backend: BackendKind) throws {
+        let server = try TestHTTPServer(backend: backend)
         defer { server.stop() }
         let raw = try RawClient(port: server.port)
         raw.send("GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /items/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -151,7 +158,7 @@ struct HTTPServerTests {
         defer { server.stop() }
         let raw = try RawClient(port: server.port)
         raw.send("GET /kept?q=1 HTTP/1.1\r\nHost: x\r\nX-Mark: first\r\n\r\n")
-        #expect(raw.read(for: 0.5).contains("kept 1"))
+        #expect(raw.readResponseTexts(1).contains("kept 1"))
         // A longer head on the same connection: refilling the first head's buffer would overwrite what it reads.
         raw.send("GET /stale?q=2 HTTP/1.1\r\nHost: x\r\nX-Mark: second, and longer than the first\r\nConnection: close\r\n\r\n")
         let reply = raw.readUntilClosed()
@@ -189,32 +196,36 @@ struct HTTPServerTests {
         #expect(reply.text.contains("\"error\":"))
     }
 
-    @Test func aClientTricklingItsHeadIsClosedAtTheHeaderTimeout() throws {
+    /// A head trickled a byte at a time is cut off at its deadline: the 408 comes before the head is complete. (The
+    /// deadline's exact timing is tested on a manual clock: ManualClockServerTests, ConnectionStateMachineTests.)
+    @Test(arguments: BackendKind.allCases)
+    func aClientTricklingItsHeadIsClosedAtTheHeaderTimeout(backend: BackendKind) throws {
         var config = HTTPServerConfig()
         config.headerTimeout = 0.3
-        let server = try TestHTTPServer(config: config)
+        let server = try TestHTTPServer(config: config, backend: backend)
         defer { server.stop() }
         let raw = try RawClient(port: server.port)
-        let start = MonotonicClock.now()
-        var closed = false
-        for byte in "GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8 {
-            raw.send(bytes: [byte])
-            let reply = raw.read(for: 0.05)
-            if reply.contains("408") { closed = true; break }
+        let head = Array("GET /hello HTTP/1.1\r\nHost: x\r\n".utf8) + Array(repeating: UInt8(ascii: "X"), count: 4000)
+        var sent = 0
+        var reply = ""
+        while sent < head.count && !reply.contains("408") {
+            raw.send(bytes: [head[sent]])
+            sent += 1
+            reply += raw.readAvailable(waitingUpTo: 0.02)
         }
-        if !closed { closed = raw.readUntilClosed(limit: 2).closed }
-        let elapsed = MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() - start)
-        #expect(closed)
-        #expect(elapsed < 1.5, "closed after \(elapsed)s")
+        if !reply.contains("408") { reply += raw.readUntilClosed(limit: 20).text }
+        #expect(reply.statusCodes == [408])
+        #expect(sent < head.count, "the whole head went out a byte at a time before the 408")
     }
 
     /// A connection that has sent nothing lives no longer than a slow head would: it closes (without a word) at the
     /// header timeout, not the far longer idle timeout; once a byte comes, the header timeout counts from it.
-    @Test func aSilentConnectionClosesAtTheHeaderTimeout() throws {
+    @Test(arguments: BackendKind.allCases)
+    func aSilentConnectionClosesAtTheHeaderTimeout(backend: BackendKind) throws {
         var config = HTTPServerConfig()
         config.headerTimeout = 0.1
         config.idleTimeout = 30
-        let server = try TestHTTPServer(config: config)
+        let server = try TestHTTPServer(config: config, backend: backend)
         defer { server.stop() }
         let raw = try RawClient(port: server.port)
         let start = MonotonicClock.now()
@@ -230,8 +241,9 @@ struct HTTPServerTests {
     /// One client pipelines thousands of requests for a 10 KB file and reads nothing: the server stops taking its
     /// requests once their answers are queued (it used to answer them all into memory, 1.6 GB in ten seconds) while
     /// another client is served; when the first client reads, every answer comes, in order.
-    @Test func aPipeliningClientThatDoesNotReadIsPausedAndLosesNothing() throws {
-        let server = try TestHTTPServer()
+    @Test(arguments: BackendKind.allCases)
+    func aPipeliningClientThatDoesNotReadIsPausedAndLosesNothing(backend: BackendKind) throws {
+        let server = try TestHTTPServer(backend: backend)
         defer { server.stop() }
         let count = 3_000
         let flood = try RawClient(port: server.port, receiveBuffer: 4096)
@@ -255,11 +267,12 @@ struct HTTPServerTests {
 
     /// Twenty clients that ask for answers and stop reading hold every slot of a 20-connection server, until the
     /// send timeout resets them (their answers stuck in the kernel, or in the process); a newcomer is then served.
-    @Test func clientsThatStopReadingAreResetAtTheSendTimeoutAndFreeTheirSlots() throws {
+    @Test(arguments: BackendKind.allCases)
+    func clientsThatStopReadingAreResetAtTheSendTimeoutAndFreeTheirSlots(backend: BackendKind) throws {
         var config = HTTPServerConfig()
         config.maxConnections = 20
         config.sendTimeout = 0.5
-        let server = try TestHTTPServer(config: config)
+        let server = try TestHTTPServer(config: config, backend: backend)
         defer { server.stop() }
         let stalled = try (0..<20).map { _ in try RawClient(port: server.port, receiveBuffer: 4096) }
         for client in stalled { client.send(String(repeating: "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n", count: 200)) }
@@ -275,10 +288,11 @@ struct HTTPServerTests {
         #expect(stats.sendTimeouts >= 1 && stats.sendTimeouts + stats.idleConnectionsEvicted == 20, "\(stats)")
     }
 
-    @Test func idleKeepAliveConnectionsAreClosed() throws {
+    @Test(arguments: BackendKind.allCases)
+    func idleKeepAliveConnectionsAreClosed(backend: BackendKind) throws {
         var config = HTTPServerConfig()
         config.idleTimeout = 0.2
-        let server = try TestHTTPServer(config: config)
+        let server = try TestHTTPServer(config: config, backend: backend)
         defer { server.stop() }
         let raw = try RawClient(port: server.port)
         raw.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -302,39 +316,45 @@ struct HTTPServerTests {
         #expect(both.text.contains("Connection: keep-alive"))
     }
 
-    @Test func aConnectionCapPausesAccepting() throws {
+    @Test(arguments: BackendKind.allCases)
+    func aConnectionCapPausesAccepting(backend: BackendKind) throws {
         var config = HTTPServerConfig()
         config.maxConnections = 2
         config.idleEvictionShare = 1  // the cap alone: no idle connection makes room
-        let server = try TestHTTPServer(config: config)
+        let server = try TestHTTPServer(config: config, backend: backend)
         defer { server.stop() }
         let first = try RawClient(port: server.port)
         let second = try RawClient(port: server.port)
         first.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         second.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(first.read(for: 0.1).statusCodes == [200])
-        #expect(second.read(for: 0.1).statusCodes == [200])
-        // The third waits in the backlog: connected by the kernel, but not served until a slot frees.
+        #expect(first.readResponseTexts(1).statusCodes == [200])
+        #expect(second.readResponseTexts(1).statusCodes == [200])
+        // The third waits in the backlog: connected by the kernel, but not accepted while the cap holds. A round
+        // trip on the first connection after it connected shows the loop went on without taking it.
         let third = try RawClient(port: server.port)
         third.send("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        #expect(third.read(for: 0.2).isEmpty)
+        first.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(first.readResponseTexts(1).statusCodes == [200])
+        #expect(server.stats.connectionsAccepted == 2)
         first.send("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         _ = first.readUntilClosed()
         first.hangUp()
         #expect(third.readUntilClosed().text.statusCodes == [200])
+        #expect(server.stats.connectionsAccepted == 3)
     }
 
     /// The server's table of connections forgets each one as it closes, whatever the order (it moves its last entry
     /// into the gap), so the count and the cap stay true.
-    @Test func connectionsClosingInAnyOrderLeaveTheTableExact() throws {
+    @Test(arguments: BackendKind.allCases)
+    func connectionsClosingInAnyOrderLeaveTheTableExact(backend: BackendKind) throws {
         var config = HTTPServerConfig()
         config.maxConnections = 6
         config.idleEvictionShare = 1  // the table alone: no idle connection makes room
-        let server = try TestHTTPServer(config: config)
+        let server = try TestHTTPServer(config: config, backend: backend)
         defer { server.stop() }
         var clients = try (0..<6).map { _ in try RawClient(port: server.port) }
         for client in clients { client.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") }
-        for client in clients { #expect(client.read(for: 0.1).statusCodes == [200]) }
+        for client in clients { #expect(client.readResponseTexts(1).statusCodes == [200]) }
         #expect(server.stats.openConnections == 6)
         // First, last, a middle one, then the rest: each removal moves a different entry.
         for (closed, index) in [0, 4, 1].enumerated() {
@@ -347,12 +367,12 @@ struct HTTPServerTests {
         // The survivors are still served, and the freed slots take new connections up to the cap.
         for client in clients {
             client.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-            #expect(client.read(for: 0.1).statusCodes == [200])
+            #expect(client.readResponseTexts(1).statusCodes == [200])
         }
         let newcomers = try (0..<3).map { _ in try RawClient(port: server.port) }
         for client in newcomers {
             client.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-            #expect(client.read(for: 0.2).statusCodes == [200])
+            #expect(client.readResponseTexts(1).statusCodes == [200])
         }
         clients.forEach { $0.hangUp() }
         newcomers.forEach { $0.hangUp() }

@@ -126,6 +126,29 @@ final class RawClient {
     /// Reads until `count` complete responses with a Content-Length body have arrived (or the connection ends, or
     /// nothing comes for 10 s); returns how many did.
     func readResponses(_ count: Int) -> Int {
+        readResponses(count, keepingText: false).count
+    }
+
+    /// The text of the next `count` responses (waiting as `readResponses` does).
+    func readResponseTexts(_ count: Int) -> String {
+        readResponses(count, keepingText: true).text
+    }
+
+    /// Whatever arrives until nothing more comes for `seconds` (for a client that interleaves sending and reading).
+    func readAvailable(waitingUpTo seconds: Double) -> String {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while poll(&pfd, 1, Int32(seconds * 1000)) > 0 {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { break }
+            data.append(contentsOf: buffer[0..<count])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private func readResponses(_ count: Int, keepingText: Bool) -> (count: Int, text: String) {
+        var kept: [UInt8] = []
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         var complete = 0
@@ -147,11 +170,13 @@ final class RawClient {
             if read <= 0 { break }
             data.append(contentsOf: buffer[0..<read])
             if offset > 1 << 20 {
+                if keepingText { kept += data[..<offset] }
                 data.removeFirst(offset)
                 offset = 0
             }
         }
-        return complete
+        if keepingText { kept += data[..<offset] }
+        return (complete, String(decoding: kept, as: UTF8.self))
     }
 
     /// Whether the server resets the connection within `limit` seconds, reading (and dropping) whatever comes.
@@ -166,21 +191,6 @@ final class RawClient {
             if count == 0 { return false }
         }
         return false
-    }
-
-    /// Reads for `seconds`, returning whatever arrived.
-    func read(for seconds: Double) -> String {
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        let end = MonotonicClock.now() + MonotonicClock.nanoseconds(fromSeconds: seconds)
-        while MonotonicClock.now() < end {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, 10) > 0 else { continue }
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { break }
-            data.append(contentsOf: buffer[0..<count])
-        }
-        return String(decoding: data, as: UTF8.self)
     }
 }
 
