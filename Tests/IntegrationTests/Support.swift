@@ -178,20 +178,6 @@ final class RawClient {
         if keepingText { kept += data[..<offset] }
         return (complete, String(decoding: kept, as: UTF8.self))
     }
-
-    /// Whether the server resets the connection within `limit` seconds, reading (and dropping) whatever comes.
-    func isReset(limit: Double) -> Bool {
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        let end = MonotonicClock.now() + MonotonicClock.nanoseconds(fromSeconds: limit)
-        while MonotonicClock.now() < end {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, 100) > 0 else { continue }
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 { return errno == ECONNRESET }
-            if count == 0 { return false }
-        }
-        return false
-    }
 }
 
 extension String {
