@@ -53,7 +53,9 @@ public enum BlockingFetch {
 
     struct Reason: Error { let text: String }
 
-    private static func fetchOne(_ task: FetchTask, timeout: Double?, limits: FetchLimits, control: BlockingFetchControl,
+    /// One task on the calling thread (shared with `ThreadedFetch`): reports `connected`, each read, and the time
+    /// spent blocked in `connect` and in each `recv`; the caller reports how it ended.
+    static func fetchOne(_ task: FetchTask, timeout: Double?, limits: FetchLimits, control: BlockingFetchControl,
                                  elapsed: () -> Double, observer: (FetchEvent) -> Void) -> Result<[UInt8], Reason> {
         let deadline = limits.deadline.map { MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: $0) }
         let fd: Int32
@@ -71,7 +73,9 @@ public enum BlockingFetch {
         // The socket timeout in force: the stall timeout, or less once the deadline is nearer than that.
         var waitLimit = timeout
         var deadlineIsNearer = false
+        let connectStart = elapsed()
         let connected = task.address.withSockAddr { connect(fd, $0, $1) }
+        observer(.blocked(task: task.number, call: .connect, t: connectStart, seconds: elapsed() - connectStart))
         guard connected == 0 else {
             let code = errno
             return .failure(Reason(text: code == EINPROGRESS || code == EAGAIN ? "Connection timed out" : ConnectErrorText.text(code)))
@@ -92,7 +96,9 @@ public enum BlockingFetch {
                     deadlineIsNearer = true
                 }
             }
+            let recvStart = elapsed()
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            observer(.blocked(task: task.number, call: .recv, t: recvStart, seconds: elapsed() - recvStart))
             if count > 0 {
                 guard !limits.exceeded(total: poem.count, adding: count) else { return .failure(Reason(text: limits.tooLongMessage)) }
                 poem.append(contentsOf: buffer[0..<count])
