@@ -66,7 +66,7 @@ function renderServers() {
   list.replaceChildren(...state.servers.map((server) => {
     const item = document.createElement('li');
     item.textContent = t('serverLine', {
-      poem: server.poem, mode: server.mode, port: server.port, bytes: server.numBytes, delay: server.delay, clients: server.clients,
+      poem: server.poem, mode: t(server.mode), port: server.port, bytes: server.numBytes, delay: server.delay, clients: server.clients,
     }) + ' ';
     const stop = document.createElement('button');
     stop.type = 'button';

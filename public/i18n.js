@@ -123,7 +123,7 @@ const messages = {
     raceAll: '三种模式比赛',
     chooseServer: '请至少选择一个服务器（或建立原文中的场景）。',
     badLinkMode: "链接中的模式 '{mode}' 未知：请用 blocking、threaded、async、both 或 all。",
-    timelineCaption: '每个刻度是收到的一段数据；浅色条是线程阻塞在 connect 或 recv 中；loop 一行是异步下载的每次唤醒（越高表示就绪的 socket 越多）。阻塞模式画出阶梯，多线程和异步模式相互交错。',
+    timelineCaption: '每个刻度是收到的一段数据；浅色条是线程阻塞在 connect 或 recv 中；“循环”一行是异步下载的每次唤醒（越高表示就绪的 socket 越多）。阻塞模式画出阶梯，多线程和异步模式相互交错。',
     legendChunk: '收到的数据',
     legendWait: '线程阻塞于 connect/recv',
     legendWake: '异步唤醒',

@@ -18,6 +18,13 @@ if [ "${#need[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# axe-core for the page's accessibility check comes bundled in a PyPI package (the browser test needs nothing else).
+if ! python3 -c 'import axe_selenium_python' 2>/dev/null; then
+    echo "== installing axe-selenium-python"
+    python3 -m pip install --quiet axe-selenium-python 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages axe-selenium-python
+fi
+
 echo "== building"
 swift build --build-tests 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
 swift build --build-tests >/dev/null
