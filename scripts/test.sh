@@ -11,6 +11,8 @@ pkg-config --exists libcurl 2>/dev/null || need+=(libcurl4-openssl-dev pkg-confi
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# A Chinese font, so the screenshots of the page in 中文 show characters rather than boxes.
+[ -n "$(fc-list :lang=zh 2>/dev/null)" ] || need+=(fonts-wqy-microhei)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "== installing ${need[*]}"
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
