@@ -84,11 +84,12 @@ export class Timeline {
       this.element('line', { x1: label, x2: width - RIGHT, y1: y + 10, y2: y + 10, class: 'lane-line' });
     });
     for (const wait of this.waits) {
-      this.element('rect', { x: x(wait.t), y: wait.lane * LANE + 6, width: Math.max(0.5, wait.seconds * scale), height: 8,
+      // A strip under the lane's marks: where a thread sat in connect or recv.
+      this.element('rect', { x: x(wait.t), y: wait.lane * LANE + 16, width: Math.max(0.5, wait.seconds * scale), height: 3,
         class: `wait ${this.lanes[wait.lane].run}` });
     }
     for (const mark of this.marks) {
-      this.element('rect', { x: x(mark.t), y: mark.lane * LANE + 3, width: 2, height: 14, class: `mark ${this.lanes[mark.lane].run}` });
+      this.element('rect', { x: x(mark.t), y: mark.lane * LANE + 2, width: 2, height: 13, class: `mark ${this.lanes[mark.lane].run}` });
     }
     for (const wake of this.wakes) {
       // Taller for more sockets ready in one wake-up.
