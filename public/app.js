@@ -243,12 +243,22 @@ function setStatus(task, key, params) {
   task.status.textContent = t(key, params);
 }
 
+/// The progress line (announced through aria-live), kept as a function so a language switch can redo it.
+function setProgress(words) {
+  state.progress = words;
+  $('#progress').textContent = words();
+}
+
 function announce(modes) {
+  setProgress(() => progressText(modes));
+}
+
+function progressText(modes) {
   const parts = state.runs.map((view) => t('progressPart', {
     mode: t(view.mode), done: view.tasks.filter((task) => task.row.dataset.state === 'done' || task.row.dataset.state === 'failed').length,
     total: view.tasks.length,
   }));
-  $('#progress').textContent = parts.length ? t('progressUpdate', { parts: parts.join(' · ') }) : t('progressStart', { modes: modes.map((m) => t(m)).join(', ') });
+  return parts.length ? t('progressUpdate', { parts: parts.join(' · ') }) : t('progressStart', { modes: modes.map((m) => t(m)).join(', ') });
 }
 
 async function runOne(view, ports, modes) {
@@ -359,7 +369,7 @@ async function run(modes, ports = selectedTargets()) {
     state.result = Object.fromEntries(results.filter((r) => r.status === 'fulfilled').map((r) => [r.value.mode, r.value.elapsed]));
     for (const r of results) if (r.status === 'rejected') showError(r.reason);
     renderResult();
-    $('#progress').textContent = t('progressDone', { result: $('#result').textContent });
+    setProgress(() => t('progressDone', { result: $('#result').textContent }));
   } finally {
     await watcher.stop();
     state.running = false;
@@ -416,6 +426,7 @@ function renderLanguage() {
   for (const view of state.runs) renderRun(view);
   renderLoopNumbers();
   renderResult();
+  if (state.progress) $('#progress').textContent = state.progress();
   timeline.draw();
 }
 
