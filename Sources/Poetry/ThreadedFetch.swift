@@ -25,12 +25,14 @@ public enum ThreadedFetch {
             return
         }
         let taskControls = control.prepare(count: tasks.count)
+        // Every task starts now, so each says so before any thread can report how it went: the transcript's
+        // "get poetry from" lines come first, in task order, as the blocking client's would.
+        for task in tasks { shared.report(.connecting(task: task.number, t: elapsed())) }
         for (index, task) in tasks.enumerated() {
             let taskControl = taskControls[index]
             WorkerThread.start(name: "fetch-task-\(task.number)") {
                 shared.taskRun(task, cancelled: { taskControl.isCancelled }) {
                     guard !taskControl.isCancelled else { return nil }
-                    shared.report(.connecting(task: task.number, t: elapsed()))
                     let outcome = BlockingFetch.fetchOne(task, timeout: timeout, limits: limits, control: taskControl,
                                                          elapsed: elapsed, observer: shared.report)
                     switch outcome {

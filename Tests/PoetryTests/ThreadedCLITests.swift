@@ -9,7 +9,7 @@ struct ThreadedCLITests {
         let result = try runPoetry(["get", "--threaded", "\(port),\(refused),\(port)"])
         #expect(result.status == 1)
         let lines = result.out.split(separator: "\n").map(String.init)
-        #expect(Set(lines.prefix(3)) == Set([1, 2, 3].map { "Task \($0): get poetry from: 127.0.0.1:\($0 == 2 ? refused : port)" }))
+        #expect(Array(lines.prefix(3)) == [1, 2, 3].map { "Task \($0): get poetry from: 127.0.0.1:\($0 == 2 ? refused : port)" })
         #expect(lines.contains("Task 2: failed: Connection refused"))
         #expect(lines.contains { $0.hasPrefix("Task 1: got 615 bytes of poetry from 127.0.0.1:\(port) in 0:00:") })
         #expect(lines.contains { $0.hasPrefix("Task 3: got 615 bytes of poetry from 127.0.0.1:\(port) in 0:00:") })
