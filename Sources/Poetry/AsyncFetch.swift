@@ -68,7 +68,7 @@ public final class AsyncFetch {
 
     /// A callback for one of this fetch's sockets ran (connected, read, closed). Callbacks in the same reactor
     /// iteration belong to one wake-up; a new iteration reports the previous one. Counters only: nothing allocated.
-    func noteActivity(_ receiver: PoemReceiver, bytes: Int) {
+    func noteActivity(_ receiver: PoemReceiver, bytes: Int, at now: UInt64 = MonotonicClock.now()) {
         let iteration = reactor.stats.iterations
         if iteration != wakeIteration {
             reportWakeup()
@@ -80,7 +80,7 @@ public final class AsyncFetch {
             wakeReady += 1
         }
         wakeBytes += bytes
-        lastActivity = MonotonicClock.now()
+        lastActivity = now
     }
 
     private func reportWakeup() {
@@ -206,14 +206,14 @@ final class PoemReceiver: ConnectionHandler {
             return
         }
         lastActivity = MonotonicClock.now()
-        fetch.noteActivity(self, bytes: 0)
+        fetch.noteActivity(self, bytes: 0, at: lastActivity)
         fetch.report(.connected(task: task, t: fetch.elapsed()))
     }
 
     func dataReceived(_ bytes: UnsafeRawBufferPointer) {
         guard !done, let fetch else { return }
         lastActivity = MonotonicClock.now()
-        fetch.noteActivity(self, bytes: bytes.count)
+        fetch.noteActivity(self, bytes: bytes.count, at: lastActivity)
         if fetch.limits.exceeded(total: received, adding: bytes.count) {
             // Failed before keeping any of it: what a task holds never passes the cap.
             end(.failed(task: task, reason: fetch.limits.tooLongMessage, t: fetch.elapsed()))
