@@ -195,6 +195,9 @@ export function t(key, params = {}) {
 export function translateStatic(root = document) {
   document.documentElement.lang = language === 'zh' ? 'zh-CN' : 'en';
   document.title = t('pageTitle');
+  // The toggle names the other language in that language; say which, for screen readers.
+  const toggle = document.querySelector('#lang-toggle');
+  if (toggle) toggle.lang = language === 'zh' ? 'en' : 'zh-CN';
   for (const element of root.querySelectorAll('[data-i18n]')) element.textContent = t(element.dataset.i18n);
   for (const element of root.querySelectorAll('[data-i18n-label]')) element.setAttribute('aria-label', t(element.dataset.i18nLabel));
 }
