@@ -1,31 +1,58 @@
-// The live timeline: one lane per task and run, a mark for every chunk received.
+// The live timeline: one lane per task and run (a mark per chunk, a pale bar per wait in connect/recv), and for
+// async one lane for the loop's wake-ups. Drawn at the element's own pixel width, so text keeps its size on a phone.
 
 const SVG = 'http://www.w3.org/2000/svg';
-const LANE = 18;
-const LABEL = 150;
-const WIDTH = 800;
+const LANE = 20;
+const RIGHT = 30;   // room for the last tick's label
 
 export class Timeline {
-  constructor(svg) {
+  /// `words(key)` gives the page's words (a mode's name, the loop lane's label) in its current language.
+  constructor(svg, words) {
     this.svg = svg;
-    this.lanes = [];       // { key, label, run }
+    this.words = words;
+    this.lanes = [];       // { key, run, task } or { key, run, loop: true }
     this.marks = [];       // { lane, t, bytes }
+    this.waits = [];       // { lane, t, seconds }
+    this.wakes = [];       // { lane, t, ready, bytes }
     this.maxT = 1;
+    new ResizeObserver(() => this.scheduleDraw()).observe(svg);
   }
 
   reset(lanes) {
     this.lanes = lanes;
     this.marks = [];
+    this.waits = [];
+    this.wakes = [];
     this.maxT = 1;
     this.draw();
   }
 
-  add(laneKey, t, bytes) {
-    const lane = this.lanes.findIndex((l) => l.key === laneKey);
-    if (lane < 0) return;
-    this.marks.push({ lane, t, bytes });
+  laneIndex(key) { return this.lanes.findIndex((l) => l.key === key); }
+
+  grow(t) {
     if (t > this.maxT) this.maxT = Math.ceil(t);
     this.scheduleDraw();
+  }
+
+  add(laneKey, t, bytes) {
+    const lane = this.laneIndex(laneKey);
+    if (lane < 0) return;
+    this.marks.push({ lane, t, bytes });
+    this.grow(t);
+  }
+
+  addWait(laneKey, t, seconds) {
+    const lane = this.laneIndex(laneKey);
+    if (lane < 0) return;
+    this.waits.push({ lane, t, seconds });
+    this.grow(t + seconds);
+  }
+
+  addWake(laneKey, t, ready, bytes) {
+    const lane = this.laneIndex(laneKey);
+    if (lane < 0) return;
+    this.wakes.push({ lane, t, ready, bytes });
+    this.grow(t);
   }
 
   scheduleDraw() {
@@ -33,43 +60,47 @@ export class Timeline {
     this.pending = requestAnimationFrame(() => { this.pending = 0; this.draw(); });
   }
 
+  element(name, attributes, text) {
+    const node = document.createElementNS(SVG, name);
+    for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+    if (text !== undefined) node.textContent = text;
+    this.svg.append(node);
+    return node;
+  }
+
   draw() {
-    const height = Math.max(40, this.lanes.length * LANE + 24);
-    this.svg.setAttribute('viewBox', `0 0 ${WIDTH} ${height}`);
+    const width = Math.max(280, Math.round(this.svg.clientWidth || 800));
+    const label = width < 560 ? 86 : 130;
+    const height = Math.max(40, this.lanes.length * LANE + 26);
+    this.svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
     this.svg.style.height = `${height}px`;
     this.svg.replaceChildren();
-    const scale = (WIDTH - LABEL - 10) / this.maxT;
+    const scale = (width - label - RIGHT) / this.maxT;
+    const x = (t) => label + t * scale;
     this.lanes.forEach((lane, index) => {
       const y = index * LANE;
-      const text = document.createElementNS(SVG, 'text');
-      text.setAttribute('x', 4);
-      text.setAttribute('y', y + 13);
-      text.setAttribute('class', `lane-label ${lane.run}`);
-      text.textContent = lane.label;
-      this.svg.append(text);
-      const line = document.createElementNS(SVG, 'line');
-      line.setAttribute('x1', LABEL); line.setAttribute('x2', WIDTH - 10);
-      line.setAttribute('y1', y + 9); line.setAttribute('y2', y + 9);
-      line.setAttribute('class', 'lane-line');
-      this.svg.append(line);
+      const text = lane.loop ? this.words('laneLoop') : `${this.words(lane.run)} · ${lane.task}`;
+      this.element('text', { x: 4, y: y + 14, class: `lane-label ${lane.run}` }, text);
+      this.element('line', { x1: label, x2: width - RIGHT, y1: y + 10, y2: y + 10, class: 'lane-line' });
     });
-    for (const mark of this.marks) {
-      const rect = document.createElementNS(SVG, 'rect');
-      rect.setAttribute('x', LABEL + mark.t * scale);
-      rect.setAttribute('y', mark.lane * LANE + 3);
-      rect.setAttribute('width', 2);
-      rect.setAttribute('height', 12);
-      rect.setAttribute('class', `mark ${this.lanes[mark.lane].run}`);
-      this.svg.append(rect);
+    for (const wait of this.waits) {
+      // A strip under the lane's marks: where a thread sat in connect or recv.
+      this.element('rect', { x: x(wait.t), y: wait.lane * LANE + 16, width: Math.max(0.5, wait.seconds * scale), height: 3,
+        class: `wait ${this.lanes[wait.lane].run}` });
     }
-    const axisY = this.lanes.length * LANE + 16;
-    for (let s = 0; s <= this.maxT; s += Math.max(1, Math.round(this.maxT / 8))) {
-      const tick = document.createElementNS(SVG, 'text');
-      tick.setAttribute('x', LABEL + s * scale);
-      tick.setAttribute('y', axisY);
-      tick.setAttribute('class', 'tick');
-      tick.textContent = `${s}s`;
-      this.svg.append(tick);
+    for (const mark of this.marks) {
+      this.element('rect', { x: x(mark.t), y: mark.lane * LANE + 2, width: 2, height: 13, class: `mark ${this.lanes[mark.lane].run}` });
+    }
+    for (const wake of this.wakes) {
+      // Taller for more sockets ready in one wake-up.
+      const tall = 5 + 4 * Math.min(wake.ready, 3);
+      this.element('rect', { x: x(wake.t), y: wake.lane * LANE + 17 - tall, width: 1.5, height: tall, class: 'wake',
+        'data-bytes': wake.bytes, 'data-ready': wake.ready });
+    }
+    const axisY = this.lanes.length * LANE + 18;
+    const step = Math.max(1, Math.ceil(this.maxT / Math.max(2, Math.floor((width - label) / 60))));
+    for (let s = 0; s <= this.maxT; s += step) {
+      this.element('text', { x: x(s), y: axisY, class: 'tick', 'text-anchor': 'middle' }, `${s}s`);
     }
   }
 }

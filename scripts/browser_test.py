@@ -4,7 +4,9 @@
 Starts `poetry gateway` on a free port, sets up the seed's scenario with small delays through the page's own
 controls, races blocking against async, and checks that every task finished, the chart has its marks and the
 speedup is shown. Then replays the shareable link and checks the page at 375 px, stops a server mid-poem and
-checks the page shows that task cut short, and runs the page against a gateway that needs a token. Saves screenshots in artifacts/. Usage: scripts/browser_test.py [path/to/poetry]
+checks the page shows that task cut short, and runs the page against a gateway that needs a token. Then (issue 18) a first run on `--demo` with one press, the link three times reusing its servers, the loop's
+numbers against its marks, the timeline's fit at 1280 and 375 px (reduced motion), the page in Chinese, and axe-core.
+Saves screenshots in artifacts/. Usage: scripts/browser_test.py [path/to/poetry]
 """
 import base64
 import json
@@ -28,12 +30,17 @@ def free_port():
 
 
 class WebDriver:
-    def __init__(self, port):
+    def __init__(self, port, extra_args=(), prefs=None):
         self.base = f"http://127.0.0.1:{port}"
-        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+        options = {
             "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1500"],
-        }}}}
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1500",
+                     *extra_args],
+        }
+        if prefs:
+            options["prefs"] = prefs
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options,
+                                                 "goog:loggingPrefs": {"browser": "ALL"}}}}
         self.session = self.call("POST", "/session", caps)["sessionId"]
 
     def call(self, method, path, body=None):
@@ -65,6 +72,14 @@ class WebDriver:
     def js(self, script, *args):
         return self.s("POST", "/execute/sync", {"script": script, "args": list(args)})
 
+    def js_async(self, script, *args):
+        return self.s("POST", "/execute/async", {"script": script, "args": list(args)})
+
+    def console_errors(self):
+        """The browser console's errors since the last call (a failed load such as a 404 favicon is one)."""
+        entries = self.s("POST", "/se/log", {"type": "browser"}) or []
+        return [entry["message"] for entry in entries if entry.get("level") == "SEVERE"]
+
     def wait(self, script, timeout=60, what="condition"):
         end = time.time() + timeout
         while time.time() < end:
@@ -91,15 +106,15 @@ class WebDriver:
 
 
 def check_race(driver, label):
-    """After a race: every task finished, marks for both runs, totals and the speedup shown."""
+    """After a race: every task of the three runs finished, marks for each, totals and the speedup shown."""
     driver.wait("return document.body.dataset.finished === 'true'", what=f"{label}: the race to finish")
     states = driver.js("return [...document.querySelectorAll('.task')].map(t => t.dataset.state)")
-    assert states == ["done"] * 6, f"{label}: task states {states}"
-    blocking_marks = driver.js("return document.querySelectorAll('#timeline .mark.blocking').length")
-    async_marks = driver.js("return document.querySelectorAll('#timeline .mark.async').length")
-    assert blocking_marks > 50 and async_marks > 50, f"{label}: marks {blocking_marks}/{async_marks}"
+    assert states == ["done"] * 9, f"{label}: task states {states}"
+    for mode in ("blocking", "threaded", "async"):
+        marks = driver.js(f"return document.querySelectorAll('#timeline .mark.{mode}').length")
+        assert marks > 50, f"{label}: {marks} {mode} marks"
     result = driver.js("return document.querySelector('#result').textContent")
-    assert re.search(r"blocking: [\d.]+ s · async: [\d.]+ s · speedup [\d.]+×", result), f"{label}: result {result!r}"
+    assert re.search(r"blocking: [\d.]+ s · threaded: [\d.]+ s · async: [\d.]+ s · speedup [\d.]+×", result), f"{label}: result {result!r}"
     speedup = float(re.search(r"speedup ([\d.]+)", result).group(1))
     assert speedup > 1.5, f"{label}: speedup only {speedup}"
     errors = driver.js("return document.querySelector('#errors').textContent")
@@ -114,7 +129,7 @@ def race_through_controls(driver, url):
     driver.type("#seed-delay", "0.02")
     driver.click("#seed-button")
     driver.wait("return document.querySelectorAll('#targets input:checked').length === 3", what="the seed's servers")
-    driver.click("#run-both")
+    driver.click("#run-all")
     result = check_race(driver, "controls")
     return f"{result} (screenshot {driver.screenshot('page.png')})"
 
@@ -122,7 +137,7 @@ def race_through_controls(driver, url):
 def replay_link_at_375px(driver, url):
     """The shareable link replays the race, and the page still reads at 375 px."""
     driver.resize(375, 1400)
-    driver.go(url + "?scenario=seed&mode=both&delay=0.02")
+    driver.go(url + "?scenario=seed&mode=all&delay=0.02")
     result = check_race(driver, "link")
     width = driver.js("return document.documentElement.scrollWidth")
     assert width <= 380, f"page is {width}px wide at 375px"
@@ -166,6 +181,195 @@ def work_with_a_token(driver, binary):
         secured.wait(timeout=5)
 
 
+# --- issue 18: the first run, the link's reuse, three lanes, the loop's numbers, a phone, 中文, axe ---
+
+SEED_BYTES = 3003 + 615 + 653
+
+
+def start_gateway(binary, *args):
+    process = subprocess.Popen([binary, "gateway", "--port", "0", "--poetry-dir", os.path.join(ROOT, "poetry"),
+                                "--public-dir", os.path.join(ROOT, "public"), *args], stdout=subprocess.PIPE, text=True)
+    return process, re.search(r"(http://\S+/)", process.stdout.readline()).group(1)
+
+
+def stop_gateway(process):
+    process.terminate()
+    process.wait(timeout=5)
+
+
+def server_count(url):
+    with urllib.request.urlopen(url + "api/servers", timeout=10) as response:
+        return len(json.loads(response.read()))
+
+
+def first_run_with_demo(driver, binary):
+    """`poetry gateway --demo`, then one press of the primary button and nothing else: a three-lane race on the
+    demo's own servers (none started), controls off while it runs, no error, nothing in the console."""
+    gateway, url = start_gateway(binary, "--demo", "--demo-delay", "0.02")
+    try:
+        driver.resize(1280, 1500)
+        driver.console_errors()
+        driver.go(url)
+        driver.wait("return document.querySelectorAll('#targets input:checked').length === 3", what="first run: the demo's servers selected")
+        driver.click("#race-seed")
+        driver.wait("return document.body.dataset.running === 'true'", what="first run: the race to start")
+        disabled = driver.js("return ['#race-seed', '#run-all', '#run-async', '#seed-button'].map(s => document.querySelector(s).disabled)")
+        assert all(disabled), f"first run: controls enabled during the run: {disabled}"
+        result = check_race(driver, "first run")
+        assert server_count(url) == 3, f"first run: {server_count(url)} servers, expected the demo's 3 reused"
+        enabled = driver.js("return !document.querySelector('#run-all').disabled")
+        assert enabled, "first run: controls still off after the run"
+        errors = driver.console_errors()
+        assert not errors, f"first run: console errors {errors}"
+        return f"{result} (screenshot {driver.screenshot('page-first-run.png')})"
+    finally:
+        stop_gateway(gateway)
+
+
+def link_reuses_servers(driver, url):
+    """The shareable link three times: the first may start the seed's servers, the next two reuse them."""
+    driver.resize(1280, 1500)
+    link = url + "?scenario=seed&mode=async&delay=0.011"
+    counts = []
+    for _ in range(3):
+        driver.go(link)
+        driver.wait("return document.body.dataset.finished === 'true'", what="link: the run to finish")
+        states = driver.js("return [...document.querySelectorAll('.task')].map(t => t.dataset.state)")
+        assert states == ["done"] * 3, f"link: task states {states}"
+        counts.append(server_count(url))
+    assert counts[0] == counts[1] == counts[2], f"link: server counts {counts}"
+    return f"server count {counts[0]} after each of three visits"
+
+
+def wakeup_numbers_agree(driver, url):
+    """The async loop lane: the number written equals the wake-up marks drawn, and their bytes add up to the poems."""
+    driver.resize(1280, 1500)
+    driver.go(url + "?scenario=seed&mode=all&delay=0.02")
+    check_race(driver, "wake-ups")
+    shown = driver.js("return document.querySelector('#loop-numbers li.async').textContent")
+    match = re.match(r"async: (\d+) wake-ups, slept (\d+) % of ([\d.]+) s", shown)
+    assert match, f"wake-ups: {shown!r}"
+    marks = driver.js("return document.querySelectorAll('#timeline .wake').length")
+    recorded = driver.js("return Number(document.querySelector('#loop-numbers li.async').dataset.wakeups)")
+    assert int(match.group(1)) == marks == recorded, f"wake-ups: text {match.group(1)}, marks {marks}, data {recorded}"
+    bytes_read = driver.js("return [...document.querySelectorAll('#timeline .wake')].reduce((s, w) => s + Number(w.dataset.bytes), 0)")
+    assert bytes_read == SEED_BYTES, f"wake-ups: their bytes add up to {bytes_read}, not {SEED_BYTES}"
+    assert 0 < int(match.group(2)) <= 100, f"wake-ups: slept {match.group(2)} %"
+    for mode in ("blocking", "threaded"):
+        line = driver.js(f"return document.querySelector('#loop-numbers li.{mode}').textContent")
+        assert re.match(rf"{mode}: .*blocked in connect/recv \d+ %", line), f"wake-ups: {mode} line {line!r}"
+    waits = driver.js("return document.querySelectorAll('#timeline .wait').length")
+    assert waits > 100, f"wake-ups: only {waits} waits drawn"
+    return shown
+
+
+def timeline_fits(driver, label):
+    """Timeline text at least 10 px on screen, the last tick label and every lane label inside the chart."""
+    sizes = driver.js("""
+        const svg = document.querySelector('#timeline');
+        const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+        const texts = [...svg.querySelectorAll('text')];
+        const right = Math.max(...texts.map(t => { const b = t.getBBox(); return (b.x + b.width); }));
+        return { smallest: Math.min(...texts.map(t => parseFloat(getComputedStyle(t).fontSize) * scale)),
+                 right: right, width: svg.viewBox.baseVal.width, page: document.documentElement.scrollWidth,
+                 window: window.innerWidth };""")
+    assert sizes["smallest"] >= 10, f"{label}: timeline text {sizes['smallest']:.1f}px"
+    assert sizes["right"] <= sizes["width"], f"{label}: a label ends at {sizes['right']:.0f} of {sizes['width']}"
+    assert sizes["page"] <= sizes["window"], f"{label}: page {sizes['page']}px wide in a {sizes['window']}px window"
+    return sizes
+
+
+def phone_with_reduced_motion(binary, driver_port, url):
+    """375 px with reduced motion: the race is in view the moment it starts, nothing clipped, text readable."""
+    phone = WebDriver(driver_port, extra_args=["--force-prefers-reduced-motion"])
+    try:
+        phone.resize(375, 812)
+        phone.go(url)
+        phone.wait("return document.querySelectorAll('#poem-select option').length === 4", what="phone: poems to load")
+        assert phone.js("return matchMedia('(prefers-reduced-motion: reduce)').matches"), "phone: reduced motion not in force"
+        phone.type("#seed-delay", "0.02")
+        phone.click("#race-seed")
+        phone.wait("return document.body.dataset.running === 'true'", what="phone: the race to start")
+        phone.wait("return document.querySelectorAll('#timeline .mark').length > 0", what="phone: the first marks")
+        view = phone.js("const r = document.querySelector('#timeline').getBoundingClientRect(); return [r.top, r.bottom, innerHeight]")
+        assert view[0] >= -1 and view[1] <= view[2] + 1, f"phone: the timeline is at {view[0]:.0f}–{view[1]:.0f} of {view[2]}"
+        shot = phone.screenshot("page-375-start.png")
+        check_race(phone, "phone")
+        sizes = timeline_fits(phone, "phone")
+        phone.screenshot("page-375-end.png")
+        return f"timeline text {sizes['smallest']:.0f}px, in view at start (screenshot {shot})"
+    finally:
+        phone.quit()
+
+
+def wide_timeline_fits(driver, url):
+    """At 1280 px too, the last tick label stays inside the chart."""
+    driver.resize(1280, 1500)
+    driver.go(url + "?scenario=seed&mode=all&delay=0.02")
+    check_race(driver, "1280")
+    sizes = timeline_fits(driver, "1280")
+    return f"labels end at {sizes['right']:.0f} of {sizes['width']:.0f}"
+
+
+def chinese_page(driver_port, url):
+    """A browser whose language is Chinese gets the page in Chinese, every word of it, and the toggle switches."""
+    zh = WebDriver(driver_port, extra_args=["--lang=zh-CN"], prefs={"intl.accept_languages": "zh-CN,zh"})
+    try:
+        zh.resize(1280, 1500)
+        zh.go(url + "?scenario=seed&mode=all&delay=0.02")
+        zh.wait("return document.body.dataset.finished === 'true'", what="中文: the race to finish")
+        assert zh.js("return document.documentElement.lang") == "zh-CN", "中文: html lang"
+        with urllib.request.urlopen(url + "api/poems", timeout=10) as response:
+            poems = json.loads(response.read())
+        allowed = {w.lower() for p in poems for w in re.findall(r"[A-Za-z]+", p["name"] + " " + p["title"])}
+        allowed |= {"connect", "recv", "socket", "reactor", "http", "api", "openapi", "epoll", "poll", "select", "english"}
+        text = zh.js("return document.body.innerText")
+        english = sorted({w for w in re.findall(r"[A-Za-z]{3,}", text) if w.lower() not in allowed})
+        assert not english, f"中文: English words left: {english}"
+        result = zh.js("return document.querySelector('#result').textContent")
+        assert "加速" in result, f"中文: result {result!r}"
+        shot = zh.screenshot("page-zh.png")
+        zh.click("#lang-toggle")
+        assert zh.js("return document.querySelector('h1').textContent") == "Slow poetry, live", "中文: the toggle"
+        zh.click("#lang-toggle")
+        return f"{result} (screenshot {shot})"
+    finally:
+        zh.quit()
+
+
+class AxeDriver:
+    """What axe-selenium-python asks of a Selenium driver, on this file's own WebDriver client."""
+    def __init__(self, driver):
+        self.driver = driver
+
+    def execute_script(self, script):
+        return self.driver.js(script)
+
+    def execute_async_script(self, script):
+        return self.driver.js_async(script)
+
+
+def axe_finds_nothing_serious(driver, url):
+    """axe-core (bundled by axe-selenium-python) on the finished race, in English and in Chinese."""
+    from axe_selenium_python import Axe
+    driver.resize(1280, 1500)
+    found = []
+    for language in ("en", "zh"):
+        driver.go(url)
+        driver.js(f"localStorage.setItem('poetry-lang', '{language}')")
+        driver.go(url + "?scenario=seed&mode=all&delay=0.01")
+        driver.wait("return document.body.dataset.finished === 'true'", what="axe: the race to finish")
+        driver.js("document.querySelectorAll('details').forEach(d => d.open = true)")
+        axe = Axe(AxeDriver(driver))
+        axe.inject()
+        results = axe.run()
+        serious = [v for v in results["violations"] if v.get("impact") in ("serious", "critical")]
+        found += [f"{language}: {v['id']} ({v['impact']}): {len(v['nodes'])} nodes, e.g. {v['nodes'][0]['html'][:120]}" for v in serious]
+    driver.js("localStorage.removeItem('poetry-lang')")
+    assert not found, "axe: " + "; ".join(found)
+    return "no serious or critical violations, English and Chinese"
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/poetry")
     gateway = subprocess.Popen([binary, "gateway", "--port", "0", "--poetry-dir", os.path.join(ROOT, "poetry"),
@@ -186,7 +390,14 @@ def main():
         checks = [("page controls", "page-failed.png", lambda: race_through_controls(driver, url)),
                   ("scenario link at 375px", "page-375-failed.png", lambda: replay_link_at_375px(driver, url)),
                   ("a poem cut short", "page-cut-short-failed.png", lambda: show_a_poem_cut_short(driver, url)),
-                  ("with --token", "page-token-failed.png", lambda: work_with_a_token(driver, binary))]
+                  ("with --token", "page-token-failed.png", lambda: work_with_a_token(driver, binary)),
+                  ("first run with --demo", "page-first-run-failed.png", lambda: first_run_with_demo(driver, binary)),
+                  ("the link three times", "page-link-failed.png", lambda: link_reuses_servers(driver, url)),
+                  ("wake-up numbers", "page-wakeups-failed.png", lambda: wakeup_numbers_agree(driver, url)),
+                  ("1280px timeline", "page-1280-failed.png", lambda: wide_timeline_fits(driver, url)),
+                  ("375px, reduced motion", "page-phone-failed.png", lambda: phone_with_reduced_motion(binary, driver_port, url)),
+                  ("中文", "page-zh-failed.png", lambda: chinese_page(driver_port, url)),
+                  ("axe", "page-axe-failed.png", lambda: axe_finds_nothing_serious(driver, url))]
         for name, failure_shot, check in checks:
             try:
                 print(f"PASS {name}: {check()}")

@@ -11,11 +11,20 @@ pkg-config --exists libcurl 2>/dev/null || need+=(libcurl4-openssl-dev pkg-confi
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# A Chinese font, so the screenshots of the page in 中文 show characters rather than boxes.
+[ -n "$(fc-list :lang=zh 2>/dev/null)" ] || need+=(fonts-wqy-microhei)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "== installing ${need[*]}"
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# axe-core for the page's accessibility check comes bundled in a PyPI package (the browser test needs nothing else).
+if ! python3 -c 'import axe_selenium_python' 2>/dev/null; then
+    echo "== installing axe-selenium-python"
+    python3 -m pip install --quiet axe-selenium-python 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages axe-selenium-python
 fi
 
 echo "== building"

@@ -86,6 +86,8 @@ struct FetchEventEncoder {
         case .finished: return "done"
         case .failed: return "failed"
         case .summary: return "summary"
+        case .wakeup: return "wakeup"
+        case .blocked: return "blocked"
         }
     }
 
@@ -113,6 +115,11 @@ struct FetchEventEncoder {
             return .object([("event", "failed"), ("task", .int(task)), ("message", .string(reason)), ("t", .double(t))])
         case .summary(let poems, let failed, let elapsed):
             return .object([("event", "summary"), ("poems", .int(poems)), ("failed", .int(failed)), ("elapsed", .double(elapsed))])
+        case .wakeup(let ready, let bytes, let t, let slept):
+            return .object([("event", "wakeup"), ("ready", .int(ready)), ("bytes", .int(bytes)), ("t", .double(t)), ("slept", .double(slept))])
+        case .blocked(let task, let call, let t, let seconds):
+            return .object([("event", "blocked"), ("task", .int(task)), ("call", .string(call.rawValue)), ("t", .double(t)),
+                            ("seconds", .double(seconds))])
         }
     }
 }

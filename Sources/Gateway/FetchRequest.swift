@@ -13,6 +13,15 @@ struct FetchRequest {
     let timeout: Double
     let format: FetchFormat
 
+    /// Threads the fetch will hold: one for blocking, one per task for threaded, none for async.
+    var threadsNeeded: Int {
+        switch mode {
+        case .blocking: return 1
+        case .threaded: return tasks.count
+        case .async: return 0
+        }
+    }
+
     static func parse(_ request: HTTPRequest, config: GatewayConfig) throws(GatewayError) -> FetchRequest {
         let items = request.queryItems
         var seen: [String] = []
@@ -29,7 +38,8 @@ struct FetchRequest {
         switch value("mode") ?? "async" {
         case "async": mode = .async
         case "blocking": mode = .blocking
-        case let other: throw .badRequest("unknown mode '\(other)': use async or blocking")
+        case "threaded": mode = .threaded
+        case let other: throw .badRequest("unknown mode '\(other)': use async, blocking or threaded")
         }
         guard let targetText = value("targets"), !targetText.isEmpty else {
             throw .badRequest("give targets, e.g. targets=10000,10001,127.0.0.1:10002")

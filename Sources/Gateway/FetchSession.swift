@@ -15,6 +15,8 @@ import Reactor
 final class FetchSession {
     let id: Int
     let mode: FetchMode
+    /// Threads the fetch holds while it runs (counted against --max-blocking-fetches).
+    let threads: Int
     private let writer: HTTPResponseWriter
     private var encoder: FetchEventEncoder
     private let metrics: Metrics
@@ -22,6 +24,7 @@ final class FetchSession {
     private var out: [UInt8] = []
     private var asyncFetch: AsyncFetch?
     private var blockingControl: BlockingFetchControl?
+    private var threadedControl: ThreadedFetchControl?
     private var ended = false
     /// When the fetch started, on the monotonic clock: events carry `t` relative to (just after) it.
     private var startedAt: UInt64 = 0
@@ -30,9 +33,11 @@ final class FetchSession {
     private var pendingData: [Int: (bytes: Int, received: Int, t: Double)] = [:]
     private var pendingOrder: [Int] = []
 
-    init(id: Int, mode: FetchMode, format: FetchFormat, writer: HTTPResponseWriter, metrics: Metrics, onEnd: @escaping (FetchSession) -> Void) {
+    init(id: Int, mode: FetchMode, threads: Int, format: FetchFormat, writer: HTTPResponseWriter, metrics: Metrics,
+         onEnd: @escaping (FetchSession) -> Void) {
         self.id = id
         self.mode = mode
+        self.threads = threads
         self.writer = writer
         self.metrics = metrics
         self.onEnd = onEnd
@@ -69,6 +74,14 @@ final class FetchSession {
                     reactor.execute { box.value.handle(event) }
                 }
             }
+        case .threaded:
+            let control = ThreadedFetchControl()
+            threadedControl = control
+            // One thread per task; ThreadedFetch posts events one at a time, so they reach the reactor in order.
+            let box = LoopConfined(self)
+            ThreadedFetch.start(tasks: tasks, timeout: timeout, limits: limits, control: control) { event in
+                reactor.execute { box.value.handle(event) }
+            }
         }
     }
 
@@ -81,6 +94,10 @@ final class FetchSession {
                 if writer.isWritable { flushPendingData() }
                 return
             }
+        } else if event.isLoopView {
+            // What the loop and threads did is for watching: a client that is behind misses some of it rather
+            // than making the gateway hold it (what waits stays O(tasks)).
+            if !writer.isWritable || !pendingData.isEmpty { return }
         } else if let task = event.task {
             flushPendingData(task: task)
         }
@@ -138,6 +155,7 @@ final class FetchSession {
     private func stopFetch() {
         asyncFetch?.cancel()
         blockingControl?.cancel()
+        threadedControl?.cancel()
     }
 
     private func end(cancelled: Bool) {

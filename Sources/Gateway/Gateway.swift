@@ -183,13 +183,17 @@ public final class Gateway {
             return
         }
         guard sessions.count < config.maxStreams else { throw .tooManyStreams(config.maxStreams) }
-        if fetch.mode == .blocking {
-            let running = sessions.values.filter { $0.mode == .blocking }.count
-            guard running < config.maxBlockingFetches else { throw .tooManyBlockingFetches(config.maxBlockingFetches) }
+        // --max-blocking-fetches bounds the threads fetches hold: one per blocking fetch, one per task of a
+        // threaded fetch (so a threaded fetch of more targets than that is refused outright).
+        if fetch.threadsNeeded > 0 {
+            let running = sessions.values.reduce(0) { $0 + $1.threads }
+            guard running + fetch.threadsNeeded <= config.maxBlockingFetches else {
+                throw .tooManyBlockingFetches(config.maxBlockingFetches)
+            }
         }
         let id = nextSessionID
         nextSessionID += 1
-        let session = FetchSession(id: id, mode: fetch.mode, format: fetch.format, writer: writer, metrics: metrics) { [unowned self] ended in
+        let session = FetchSession(id: id, mode: fetch.mode, threads: fetch.threadsNeeded, format: fetch.format, writer: writer, metrics: metrics) { [unowned self] ended in
             sessions[ended.id] = nil
         }
         sessions[id] = session

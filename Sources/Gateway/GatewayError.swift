@@ -51,7 +51,7 @@ enum GatewayError: Error {
         case .tooManyServers(let limit): return "at most \(limit) servers may run at once; stop one first"
         case .tooManyTargets(let limit): return "at most \(limit) targets per fetch"
         case .tooManyStreams(let limit): return "at most \(limit) fetch streams may be open at once"
-        case .tooManyBlockingFetches(let limit): return "at most \(limit) blocking fetches may run at once (each holds a thread); use mode=async"
+        case .tooManyBlockingFetches(let limit): return "at most \(limit) fetch threads may run at once (a blocking fetch holds one, a threaded fetch one per target); use mode=async"
         case .listen(let address, let reason, _): return "cannot listen on \(address): \(reason)"
         }
     }

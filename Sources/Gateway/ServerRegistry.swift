@@ -36,7 +36,8 @@ final class ManagedServer {
             } catch {
                 throw GatewayError.listen(config.address, error.description, inUse: error.errno == EADDRINUSE)
             }
-        case .blocking:
+        case .blocking, .threaded:
+            // Servers come in two kinds; `threaded` is a fetch mode that ServerRequest never gives a server.
             do {
                 let server = try BlockingPoetryServer(config: config)
                 blockingServer = server

@@ -17,6 +17,15 @@ public final class AsyncFetch {
     private var failures = 0
     public private(set) var isFinished = false
 
+    // The wake-up being tallied (see `noteActivity`): which reactor iteration, when the loop woke, how many of
+    // this fetch's sockets had events in it and how many bytes they read; and when the previous one ended.
+    private var wakeIteration: UInt64 = .max
+    private var wakeAt: UInt64 = 0
+    private var wakeReady = 0
+    private var wakeBytes = 0
+    private var lastActivity: UInt64 = 0
+    private var previousWakeEnd: UInt64 = 0
+
     /// `timeout`: a task that connects or receives nothing for this many seconds fails ("stalled"); `limits`: what
     /// one task may take in bytes and time in all.
     public init(reactor: Reactor, tasks: [FetchTask], timeout: Double? = nil, limits: FetchLimits = FetchLimits(),
@@ -31,6 +40,7 @@ public final class AsyncFetch {
 
     public func start() {
         startTime = MonotonicClock.now()
+        previousWakeEnd = startTime
         remaining = tasks.count
         observer(.started(mode: .async, tasks: tasks))
         guard !tasks.isEmpty else {
@@ -54,6 +64,38 @@ public final class AsyncFetch {
         isFinished = true
         for receiver in receivers { receiver.stop() }
         receivers.removeAll()
+    }
+
+    /// A callback for one of this fetch's sockets ran (connected, read, closed). Callbacks in the same reactor
+    /// iteration belong to one wake-up; a new iteration reports the previous one. Counters only: nothing allocated.
+    func noteActivity(_ receiver: PoemReceiver, bytes: Int, at now: UInt64 = MonotonicClock.now()) {
+        let iteration = reactor.stats.iterations
+        if iteration != wakeIteration {
+            reportWakeup()
+            wakeIteration = iteration
+            wakeAt = max(reactor.wokeAt, previousWakeEnd)
+        }
+        if receiver.lastIteration != iteration {
+            receiver.lastIteration = iteration
+            wakeReady += 1
+        }
+        wakeBytes += bytes
+        lastActivity = now
+    }
+
+    private func reportWakeup() {
+        guard wakeIteration != .max, !isFinished else { return }
+        let event = FetchEvent.wakeup(ready: wakeReady, bytes: wakeBytes, t: seconds(since: wakeAt),
+                                      slept: MonotonicClock.seconds(fromNanoseconds: wakeAt &- previousWakeEnd))
+        previousWakeEnd = max(lastActivity, wakeAt)
+        wakeIteration = .max
+        wakeReady = 0
+        wakeBytes = 0
+        observer(event)
+    }
+
+    private func seconds(since instant: UInt64) -> Double {
+        MonotonicClock.seconds(fromNanoseconds: instant &- startTime)
     }
 
     func elapsed() -> Double {
@@ -81,6 +123,7 @@ public final class AsyncFetch {
     }
 
     private func finish() {
+        reportWakeup()
         isFinished = true
         receivers.removeAll()
         observer(.summary(poems: poems, failed: failures, elapsed: elapsed()))
@@ -100,6 +143,8 @@ final class PoemReceiver: ConnectionHandler {
     private var lastActivity = MonotonicClock.now()
     private var stallTimer: TimerHandle?
     private var deadlineTimer: TimerHandle?
+    /// The reactor iteration of this socket's last callback: a socket counts once per wake-up.
+    var lastIteration: UInt64 = .max
 
     init(task: Int, fetch: AsyncFetch) {
         self.task = task
@@ -161,12 +206,14 @@ final class PoemReceiver: ConnectionHandler {
             return
         }
         lastActivity = MonotonicClock.now()
+        fetch.noteActivity(self, bytes: 0, at: lastActivity)
         fetch.report(.connected(task: task, t: fetch.elapsed()))
     }
 
     func dataReceived(_ bytes: UnsafeRawBufferPointer) {
         guard !done, let fetch else { return }
         lastActivity = MonotonicClock.now()
+        fetch.noteActivity(self, bytes: bytes.count, at: lastActivity)
         if fetch.limits.exceeded(total: received, adding: bytes.count) {
             // Failed before keeping any of it: what a task holds never passes the cap.
             end(.failed(task: task, reason: fetch.limits.tooLongMessage, t: fetch.elapsed()))
@@ -180,6 +227,7 @@ final class PoemReceiver: ConnectionHandler {
 
     func connectionLost(_ reason: ConnectionLossReason) {
         connection = nil
+        if !done { fetch?.noteActivity(self, bytes: 0) }
         switch reason {
         case .done:
             end(.finished(task: task, bytes: received, poem: poem, t: now))
@@ -192,6 +240,7 @@ final class PoemReceiver: ConnectionHandler {
 
     func connectionFailed(_ error: ConnectError) {
         connector = nil
+        if !done { fetch?.noteActivity(self, bytes: 0) }
         end(.failed(task: task, reason: error.description, t: now))
     }
 }

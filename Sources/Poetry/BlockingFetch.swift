@@ -92,7 +92,9 @@ public enum BlockingFetch {
 
     struct Reason: Error { let text: String }
 
-    private static func fetchOne(_ task: FetchTask, timeout: Double?, limits: FetchLimits, control: BlockingFetchControl,
+    /// One task on the calling thread (shared with `ThreadedFetch`): reports `connected`, each read, and the time
+    /// spent blocked in `connect` and in each `recv`; the caller reports how it ended.
+    static func fetchOne(_ task: FetchTask, timeout: Double?, limits: FetchLimits, control: BlockingFetchControl,
                                  elapsed: () -> Double, observer: (FetchEvent) -> Void) -> Result<[UInt8], Reason> {
         let taskDeadline = limits.deadline.map { MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: $0) }
         // Non-blocking underneath, so every wait is a poll that also watches the control's wake-up; the program
@@ -113,6 +115,7 @@ public enum BlockingFetch {
             return (stall, false)
         }
         let cancelled = Reason(text: "Cancelled")
+        let connectStart = elapsed()
         if task.address.withSockAddr({ connect(fd, $0, $1) }) != 0 {
             let code = errno
             guard code == EINPROGRESS || code == EINTR else { return .failure(Reason(text: ConnectErrorText.text(code))) }
@@ -123,12 +126,17 @@ public enum BlockingFetch {
             case .ready: break
             }
             let pending = Socket.pendingError(fd)
+            observer(.blocked(task: task.number, call: .connect, t: connectStart, seconds: elapsed() - connectStart))
             guard pending == 0 else { return .failure(Reason(text: ConnectErrorText.text(pending))) }
+        } else {
+            observer(.blocked(task: task.number, call: .connect, t: connectStart, seconds: elapsed() - connectStart))
         }
         observer(.connected(task: task.number, t: elapsed()))
         var poem: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
+            // Blocked in recv, as the seed's client is: the wait for data and the read that takes it.
+            let recvStart = elapsed()
             let limit = waitDeadline()
             switch control.wait(for: fd, events: Int16(POLLIN), deadline: limit.at) {
             case .cancelled: return .failure(cancelled)
@@ -138,6 +146,7 @@ public enum BlockingFetch {
             case .ready: break
             }
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            observer(.blocked(task: task.number, call: .recv, t: recvStart, seconds: elapsed() - recvStart))
             if count > 0 {
                 guard !limits.exceeded(total: poem.count, adding: count) else { return .failure(Reason(text: limits.tooLongMessage)) }
                 poem.append(contentsOf: buffer[0..<count])

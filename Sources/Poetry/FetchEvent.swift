@@ -1,8 +1,10 @@
 import Reactor
 
-/// How a fetch visits its servers: one after another (the seed's blocking client) or all at once on the reactor.
+/// How a fetch visits its servers: one after another (the seed's blocking client), one thread per server with
+/// blocking sockets (part 1's threaded model), or all at once on the reactor.
 public enum FetchMode: String, Sendable, CaseIterable {
     case blocking
+    case threaded
     case async
 }
 
@@ -33,13 +35,27 @@ public enum FetchEvent: Sendable, Equatable {
     case failed(task: Int, reason: String, t: Double)
     /// Always last.
     case summary(poems: Int, failed: Int, elapsed: Double)
+    /// Async only: one wake-up of the reactor in which this fetch's sockets had events. `ready` sockets had
+    /// events, `bytes` were read in it; `t` is when the loop woke, `slept` the time since this fetch's previous
+    /// wake-up (or its start) during which it had nothing to do. Reported once the wake-up is over.
+    case wakeup(ready: Int, bytes: Int, t: Double, slept: Double)
+    /// Blocking and threaded: a task's thread sat `seconds` in one `connect` or `recv` call that began at `t`.
+    case blocked(task: Int, call: BlockingCall, t: Double, seconds: Double)
+
+    /// A wake-up or a blocked call: how the fetch waited, rather than what it fetched.
+    public var isLoopView: Bool {
+        switch self {
+        case .wakeup, .blocked: return true
+        default: return false
+        }
+    }
 
     public var task: Int? {
         switch self {
         case .connecting(let task, _), .connected(let task, _), .received(let task, _, _, _),
-             .finished(let task, _, _, _), .failed(let task, _, _):
+             .finished(let task, _, _, _), .failed(let task, _, _), .blocked(let task, _, _, _):
             return task
-        case .started, .summary:
+        case .started, .summary, .wakeup:
             return nil
         }
     }

@@ -27,12 +27,27 @@ public struct PoemCatalog: Sendable {
                 let path = directory + "/" + name
                 guard let bytes = try? PoemCatalog.read(path: path) else { continue }
                 let firstLine = bytes.split(separator: UInt8(ascii: "\n"), maxSplits: 1).first.map { Array($0) } ?? []
-                let title = String(decoding: firstLine, as: UTF8.self).trimmingSpaces()
+                let title = PoemCatalog.tidyTitle(String(decoding: firstLine, as: UTF8.self))
                 found.append(Entry(name: String(name.dropLast(4)), title: title, bytes: bytes.count, path: path))
             }
             closedir(dir)
         }
         entries = found.sorted { $0.name < $1.name }
+    }
+
+    /// The first line as a title: trimmed, runs of spaces made one, and no space before a closing bracket or
+    /// punctuation (the seed's alla_sera.txt begins "Alla Sera (To Evening )"; the file itself stays as the seed has it).
+    static func tidyTitle(_ line: String) -> String {
+        var title = ""
+        for character in line.trimmingSpaces() {
+            if character.isWhitespace {
+                if title.last != " " { title.append(" ") }
+            } else {
+                if ")]},.;:!?".contains(character), title.last == " " { title.removeLast() }
+                title.append(character)
+            }
+        }
+        return title
     }
 
     public func entry(named name: String) -> Entry? {

@@ -23,8 +23,8 @@ public struct SeedTranscript {
             return []
         case .connecting(let task, let t):
             if task < taskStarts.count { taskStarts[task] = t }
-            return mode == .blocking ? ["Task \(task): get poetry from: \(address(task))"] : []
-        case .connected:
+            return mode != .async ? ["Task \(task): get poetry from: \(address(task))"] : []
+        case .connected, .wakeup, .blocked:
             return []
         case .received(let task, let bytes, let total, _):
             if task < received.count { received[task] = total }
@@ -32,7 +32,7 @@ public struct SeedTranscript {
         case .finished(let task, let bytes, _, let t):
             if task < received.count { received[task] = bytes }
             switch mode {
-            case .blocking:
+            case .blocking, .threaded:
                 let elapsed = t - (task < taskStarts.count ? taskStarts[task] : 0)
                 return ["Task \(task): got \(bytes) bytes of poetry from \(address(task)) in \(formatTimedelta(elapsed))"]
             case .async:

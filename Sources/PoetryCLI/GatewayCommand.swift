@@ -61,7 +61,7 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Most fetch streams open at once.")
     var maxStreams = 20_000
 
-    @Option(help: "Most blocking fetches at once (each holds a thread).")
+    @Option(help: "Most fetch threads at once: a blocking fetch holds one, a threaded fetch one per target.")
     var maxBlockingFetches = 64
 
     @Option(help: "Seconds a fetch task may wait for a connection or data before it fails.")

@@ -6,12 +6,15 @@ import Reactor
 struct GetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get",
-        abstract: "Fetch poems from slow poetry servers, blocking (one after another) or async (all at once).",
+        abstract: "Fetch poems from slow poetry servers: blocking (one after another), threaded (a thread each) or async (all at once).",
         discussion: "ADDRESS is PORT or HOST:PORT (HOST defaults to 127.0.0.1). Exits non-zero when any task failed."
     )
 
     @Flag(help: "One server after another, as the seed's blocking client (default: --async).")
     var blocking = false
+
+    @Flag(help: "One thread per server, each with a blocking socket, all at once (the tutorial's threaded model).")
+    var threaded = false
 
     @Flag(name: .customLong("async"), help: "All servers at once on the reactor, as the seed's async client.")
     var asynchronous = false
@@ -38,7 +41,9 @@ struct GetCommand: ParsableCommand {
     var addresses: [String] = []
 
     func validate() throws {
-        guard !(blocking && asynchronous) else { throw ValidationError("Choose one of --blocking and --async.") }
+        guard [blocking, threaded, asynchronous].filter({ $0 }).count <= 1 else {
+            throw ValidationError("Choose one of --blocking, --threaded and --async.")
+        }
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds.") }
         guard maxPoemBytes > 0 else { throw ValidationError("--max-poem-bytes must be positive.") }
         if let fetchDeadline, !(fetchDeadline > 0 && fetchDeadline.isFinite) {
@@ -48,7 +53,7 @@ struct GetCommand: ParsableCommand {
 
     func run() throws {
         guard !addresses.isEmpty else {
-            throw fail("Usage: poetry get [--blocking | --async] [options] ADDRESS...\nGive at least one ADDRESS (PORT or HOST:PORT); see poetry get --help.", status: 2)
+            throw fail("Usage: poetry get [--blocking | --threaded | --async] [options] ADDRESS...\nGive at least one ADDRESS (PORT or HOST:PORT); see poetry get --help.", status: 2)
         }
         let tasks: [FetchTask]
         do {
@@ -58,7 +63,7 @@ struct GetCommand: ParsableCommand {
         } catch {
             throw fail(error.description, status: 2)
         }
-        let mode: FetchMode = blocking ? .blocking : .async
+        let mode: FetchMode = blocking ? .blocking : threaded ? .threaded : .async
         let limits = FetchLimits(maxPoemBytes: maxPoemBytes, deadline: fetchDeadline)
         var transcript = SeedTranscript(mode: mode)
         var poems: [Int: [UInt8]] = [:]
@@ -94,6 +99,19 @@ struct GetCommand: ParsableCommand {
                 // Posted after the events, so the loop prints every one of them before it stops.
                 loop.execute { loop.stop() }
             }
+            try loop.onSignals { _ in
+                control.cancel()
+                loop.stop()
+            }
+            try loop.run()
+        case .threaded:
+            // One thread per poem; their events come here through the loop, which prints them in the order they
+            // were reported and turns SIGINT/SIGTERM/SIGHUP into a cancel, as for the blocking client.
+            let control = ThreadedFetchControl()
+            let observer = LoopConfined(observe)
+            ThreadedFetch.start(tasks: tasks, timeout: timeout, limits: limits, control: control,
+                                observer: { event in loop.execute { observer.value(event) } },
+                                completion: { loop.execute { loop.stop() } })
             try loop.onSignals { _ in
                 control.cancel()
                 loop.stop()

@@ -49,7 +49,7 @@ final class EndlessServer: Sendable {
 struct FetchLimitTests {
     /// A target that never stops sending fails its task at the cap, in both modes: what a task keeps never passes
     /// it, so the gateway's memory stays bounded whatever the target sends.
-    @Test(arguments: ["async", "blocking"])
+    @Test(arguments: ["async", "blocking", "threaded"])
     func aTargetThatSendsWithoutEndFailsAtTheCap(mode: String) throws {
         let gateway = try TestGateway { $0.maxPoemBytes = 200_000 }
         defer { gateway.stop() }
@@ -74,7 +74,7 @@ struct FetchLimitTests {
     }
 
     /// A target that trickles often enough never stalls; the whole-task deadline still ends it.
-    @Test(arguments: ["async", "blocking"])
+    @Test(arguments: ["async", "blocking", "threaded"])
     func aTargetThatTricklesForeverMeetsTheDeadline(mode: String) throws {
         let gateway = try TestGateway { $0.fetchDeadline = 0.4 }
         defer { gateway.stop() }
@@ -90,7 +90,7 @@ struct FetchLimitTests {
     }
 
     /// DELETE of a blocking server mid-poem: the client must not take the part it got for the whole poem.
-    @Test(arguments: ["async", "blocking"])
+    @Test(arguments: ["async", "blocking", "threaded"])
     func aBlockingServerDeletedMidPoemIsAFailedTask(mode: String) throws {
         let gateway = try TestGateway()
         defer { gateway.stop() }

@@ -94,7 +94,7 @@ struct FetchTests {
         let ports = farm.boundPorts
         let refused = closedPortNumber()
         let targets = tasks([ports[0], ports[1], ports[2], refused, ports[3]])
-        let events = mode == .async ? try runAsyncFetch(targets, timeout: 0.3) : runBlockingFetch(targets, timeout: 0.3)
+        let events = try runFetch(mode, targets, timeout: 0.3)
         #expect(events.poem(task: 1) == poem("science"))
         #expect(events.failure(task: 2)?.hasPrefix("Connection reset by peer") == true)
         #expect(events.failure(task: 3)?.hasPrefix("Timed out") == true)

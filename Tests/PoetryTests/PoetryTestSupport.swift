@@ -122,6 +122,21 @@ func runBlockingFetch(_ tasks: [FetchTask], timeout: Double? = 5) -> [FetchEvent
     return events
 }
 
+func runThreadedFetch(_ tasks: [FetchTask], timeout: Double? = 5) -> [FetchEvent] {
+    let events = Mutex<[FetchEvent]>([])
+    ThreadedFetch.run(tasks: tasks, timeout: timeout) { event in events.withLock { $0.append(event) } }
+    return events.withLock { $0 }
+}
+
+/// Runs a fetch of `mode` with the helper above for it.
+func runFetch(_ mode: FetchMode, _ tasks: [FetchTask], timeout: Double? = 5) throws -> [FetchEvent] {
+    switch mode {
+    case .async: return try runAsyncFetch(tasks, timeout: timeout)
+    case .blocking: return runBlockingFetch(tasks, timeout: timeout)
+    case .threaded: return runThreadedFetch(tasks, timeout: timeout)
+    }
+}
+
 extension Array where Element == FetchEvent {
     var summary: (poems: Int, failed: Int, elapsed: Double)? {
         for event in self { if case .summary(let p, let f, let e) = event { return (p, f, e) } }

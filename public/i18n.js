@@ -1,0 +1,203 @@
+// Every word on the page, in English and in the seed's language (its terms: 阻塞模式, 多线程, 异步模式, reactor
+// 模式/事件循环, 诗歌服务器, 任务). The browser's language picks the default; the toggle remembers the choice.
+
+const messages = {
+  en: {
+    pageTitle: 'Poetry gateway: blocking, threaded and async',
+    title: 'Slow poetry, live',
+    intro: 'Fetch the same slow poems three ways and watch why the event loop wins: blocking (one poem after another), threaded (a thread per poem, each blocked on its socket) and async (one reactor waiting on every socket at once).',
+    raceSeed: "Race the seed's scenario",
+    seedDelay: 'Seed delay (s)',
+    language: 'Language',
+    otherLanguage: '中文',
+    otherLanguageLabel: 'Switch the page to Chinese',
+    dismiss: 'Dismiss',
+    unexpected: 'Unexpected error: {message}',
+    serversTitle: 'Servers',
+    setUpSeed: "Set up the seed's scenario",
+    seedHint: "Three servers as in the seed: ecstasy at 30 bytes, fascination and science at 10 bytes per send (reactor edition, so every run of a race is served at once). Servers already running with the same settings are reused.",
+    startServer: 'Start a server',
+    poem: 'Poem',
+    mode: 'Mode',
+    serverAsync: 'async (reactor)',
+    serverBlocking: 'blocking (one client at a time)',
+    bytesPerSend: 'Bytes per send',
+    delay: 'Delay (s)',
+    start: 'Start',
+    running: 'Running',
+    poems: 'Poems',
+    noServers: 'None yet.',
+    serverLine: '{poem} · {mode} · port {port} · {bytes} B every {delay} s · {clients} served',
+    stop: 'Stop {poem} on {port}',
+    poemLine: '{name}: {title}, {bytes} bytes',
+    poemOption: '{title} ({bytes} bytes)',
+    fetchTitle: 'Fetch',
+    targetsLegend: 'Servers to fetch from',
+    target: '{poem} ({port})',
+    runBlocking: 'Run blocking',
+    runThreaded: 'Run threaded',
+    runAsync: 'Run async',
+    raceAll: 'Race all three',
+    chooseServer: 'Choose at least one server to fetch from (or set up the seed scenario).',
+    badLinkMode: "Unknown mode '{mode}' in the link: use blocking, threaded, async, both or all.",
+    timelineCaption: 'Each mark is a chunk received; the grey strip under a lane is its thread blocked in connect or recv; the loop lane is every wake-up of the async fetch (taller: more sockets ready). Blocking draws a staircase, threaded and async interleave.',
+    legendChunk: 'chunk received',
+    legendWait: 'thread blocked in connect/recv',
+    legendWake: 'async wake-up',
+    blocking: 'blocking',
+    threaded: 'threaded',
+    async: 'async',
+    cardBlocking: 'Blocking: one after another',
+    cardThreaded: 'Threaded: a thread per poem',
+    cardAsync: 'Async: one loop, all at once',
+    taskLabel: 'Task {n}: {poem}',
+    laneTask: '{mode} · {n}',
+    laneLoop: 'async · loop',
+    showPoem: 'Poem',
+    waiting: 'waiting',
+    connecting: 'connecting',
+    connected: 'connected',
+    progressBytes: '{received} / {total} bytes',
+    finished: 'finished: {bytes} bytes at {t} s',
+    cutShort: 'cut short: {message}',
+    failed: 'failed: {message}',
+    runningTotal: 'running…',
+    total: '{poems} poems in {elapsed} s',
+    totalFailed: '{poems} poems in {elapsed} s, {failed} failed',
+    broken: 'broken: {message}',
+    resultPart: '{mode}: {elapsed} s',
+    speedup: 'speedup {x}× (blocking ÷ async)',
+    loopAsync: 'async: {wakeups} wake-ups, slept {pct} % of {elapsed} s',
+    loopBlocking: 'blocking: 1 thread, blocked in connect/recv {pct} % of {elapsed} s',
+    loopThreaded: 'threaded: {threads} threads, each blocked in connect/recv {pct} % of its time ({elapsed} s in all)',
+    progressStart: 'Racing {modes}…',
+    progressUpdate: 'Racing: {parts}',
+    progressPart: '{mode} {done}/{total} poems',
+    progressDone: 'Race finished: {result}',
+    gatewayLoopTitle: "The gateway's own HTTP loop",
+    gatewayLoopText: 'Not a client: the loop that serves this page and the API (and runs the async fetches among its other work), during the last run. How often it woke, and how its time split between waiting on every socket at once and running handlers.',
+    backend: 'Backend',
+    wakeups: 'Wake-ups',
+    blocked: 'Waiting (blocked)',
+    busy: 'Busy',
+    legendBlocked: 'waiting on sockets',
+    legendBusy: 'running handlers',
+    apiLink: 'API description (OpenAPI)',
+    metricsLink: 'metrics',
+  },
+  zh: {
+    pageTitle: '诗歌网关：阻塞、多线程与异步',
+    title: '低效的诗歌服务器，现场演示',
+    intro: '用三种方式下载同样的慢速诗歌，看事件循环为什么胜出：阻塞模式（一首接一首）、多线程模式（每首诗一个线程，各自阻塞在自己的 socket 上）和异步模式（一个 reactor 同时等待所有 socket）。',
+    raceSeed: '运行原文中的场景',
+    seedDelay: '原文场景的延时（秒）',
+    language: '语言',
+    otherLanguage: 'English',
+    otherLanguageLabel: '将页面切换为英文',
+    dismiss: '关闭',
+    unexpected: '意外错误：{message}',
+    serversTitle: '诗歌服务器',
+    setUpSeed: '建立原文中的场景',
+    seedHint: '与原文相同的三个服务器：ecstasy 每次发送 30 字节，fascination 和 science 每次 10 字节（reactor 版本，所以一次比赛的每个客户端同时得到服务）。已在运行且设置相同的服务器会被复用。',
+    startServer: '启动一个服务器',
+    poem: '诗歌',
+    mode: '模式',
+    serverAsync: '异步（reactor）',
+    serverBlocking: '阻塞（一次一个客户端）',
+    bytesPerSend: '每次发送字节数',
+    delay: '延时（秒）',
+    start: '启动',
+    running: '正在运行',
+    poems: '诗歌',
+    noServers: '还没有。',
+    serverLine: '{poem} · {mode} · 端口 {port} · 每 {delay} 秒 {bytes} 字节 · 已服务 {clients} 个',
+    stop: '停止端口 {port} 上的 {poem}',
+    poemLine: '{name}：{title}，{bytes} 字节',
+    poemOption: '{title}（{bytes} 字节）',
+    fetchTitle: '下载',
+    targetsLegend: '从这些服务器下载',
+    target: '{poem}（{port}）',
+    runBlocking: '阻塞模式运行',
+    runThreaded: '多线程模式运行',
+    runAsync: '异步模式运行',
+    raceAll: '三种模式比赛',
+    chooseServer: '请至少选择一个服务器（或建立原文中的场景）。',
+    badLinkMode: "链接中的模式 '{mode}' 未知：请用 blocking、threaded、async、both 或 all。",
+    timelineCaption: '每个刻度是收到的一段数据；任务行下方的灰色细条是其线程阻塞在 connect 或 recv 中；“循环”一行是异步下载的每次唤醒（越高表示就绪的 socket 越多）。阻塞模式画出阶梯，多线程和异步模式相互交错。',
+    legendChunk: '收到的数据',
+    legendWait: '线程阻塞于 connect/recv',
+    legendWake: '异步唤醒',
+    blocking: '阻塞',
+    threaded: '多线程',
+    async: '异步',
+    cardBlocking: '阻塞模式：一首接一首',
+    cardThreaded: '多线程模式：每首诗一个线程',
+    cardAsync: '异步模式：一个循环，同时进行',
+    taskLabel: '任务 {n}：{poem}',
+    laneTask: '{mode} · {n}',
+    laneLoop: '异步 · 循环',
+    showPoem: '诗歌',
+    waiting: '等待中',
+    connecting: '连接中',
+    connected: '已连接',
+    progressBytes: '{received} / {total} 字节',
+    finished: '完成：{t} 秒时收到 {bytes} 字节',
+    cutShort: '中途被截断：{message}',
+    failed: '失败：{message}',
+    runningTotal: '运行中…',
+    total: '{elapsed} 秒内下载 {poems} 首诗',
+    totalFailed: '{elapsed} 秒内下载 {poems} 首诗，{failed} 个失败',
+    broken: '中断：{message}',
+    resultPart: '{mode}：{elapsed} 秒',
+    speedup: '加速 {x}×（阻塞 ÷ 异步）',
+    loopAsync: '异步：唤醒 {wakeups} 次，{elapsed} 秒中 {pct} % 在休眠',
+    loopBlocking: '阻塞：1 个线程，{elapsed} 秒中 {pct} % 阻塞于 connect/recv',
+    loopThreaded: '多线程：{threads} 个线程，每个线程 {pct} % 的时间阻塞于 connect/recv（共 {elapsed} 秒）',
+    progressStart: '正在比赛：{modes}…',
+    progressUpdate: '正在比赛：{parts}',
+    progressPart: '{mode} {done}/{total} 首',
+    progressDone: '比赛结束：{result}',
+    gatewayLoopTitle: '网关自己的 HTTP 事件循环',
+    gatewayLoopText: '这不是客户端：这是服务本页面和 API 的循环（异步下载也在其中运行），显示上一次运行期间它被唤醒的次数，以及时间如何分配在同时等待所有 socket 与运行处理程序之间。',
+    backend: '后端',
+    wakeups: '唤醒次数',
+    blocked: '等待（阻塞）',
+    busy: '忙碌',
+    legendBlocked: '等待 socket',
+    legendBusy: '运行处理程序',
+    apiLink: 'API 说明（OpenAPI）',
+    metricsLink: '指标',
+  },
+};
+
+function initialLanguage() {
+  const chosen = localStorage.getItem('poetry-lang');
+  if (chosen === 'en' || chosen === 'zh') return chosen;
+  return (navigator.languages || [navigator.language]).some((tag) => /^zh\b/i.test(tag || '')) ? 'zh' : 'en';
+}
+
+let language = initialLanguage();
+
+export function currentLanguage() { return language; }
+
+export function setLanguage(next) {
+  language = next;
+  localStorage.setItem('poetry-lang', next);
+}
+
+/// The message `key` in the current language, with `{name}` replaced from `params`.
+export function t(key, params = {}) {
+  const text = messages[language][key] ?? messages.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+}
+
+/// Static text: every element with data-i18n gets its message; data-i18n-label sets aria-label.
+export function translateStatic(root = document) {
+  document.documentElement.lang = language === 'zh' ? 'zh-CN' : 'en';
+  document.title = t('pageTitle');
+  // The toggle names the other language in that language; say which, for screen readers.
+  const toggle = document.querySelector('#lang-toggle');
+  if (toggle) toggle.lang = language === 'zh' ? 'en' : 'zh-CN';
+  for (const element of root.querySelectorAll('[data-i18n]')) element.textContent = t(element.dataset.i18n);
+  for (const element of root.querySelectorAll('[data-i18n-label]')) element.setAttribute('aria-label', t(element.dataset.i18nLabel));
+}
