@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer target over the HTTP1 module (parser and connection state machine, with AddressSanitizer)
-# and runs it. HTTP1 imports nothing of ours, so its sources compile alone.
+# and runs it. HTTP1 imports nothing of ours, so its sources compile alone; asserts stay on, so an illegal state
+# change of the connection traps.
 # Usage: scripts/fuzz.sh [SECONDS] [extra libFuzzer flags]     e.g. scripts/fuzz.sh 600 -runs=10000000
 # A crash leaves crash-* in artifacts/fuzz/; turn each into a regression case in Tests/HTTP1Tests/ParserTests.swift.
 set -euo pipefail
@@ -9,7 +10,7 @@ seconds=${1:-60}
 shift || true
 mkdir -p .build/fuzz artifacts/fuzz .build/fuzz/corpus
 files=(Sources/HTTP1/*.swift)
-swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name HTTP1Fuzz "${files[@]}" Fuzz/HTTPParserFuzz.swift \
+swiftc -O -assert-config Debug -sanitize=fuzzer,address -parse-as-library -module-name HTTP1Fuzz "${files[@]}" Fuzz/HTTPParserFuzz.swift \
     -o .build/fuzz/http-parser-fuzz
 test -x .build/fuzz/http-parser-fuzz
 # New inputs go to .build/fuzz/corpus; the committed seeds in Fuzz/corpus are only read.

@@ -9,8 +9,9 @@
 ///   head buffer, one body (the body limit), the pipelined bytes allowed plus one read, and one high watermark
 ///   of output plus the one answer that crossed it.
 /// - **Deadlines on every path.** A connection that sends nothing closes at the header timeout; a started head
-///   or body that stalls gets 408; output that does not move for the send timeout resets the connection in
-///   any state, lingering and closing included.
+///   or body that stalls gets 408; output queued here that does not move for the send timeout resets the
+///   connection in any state, lingering and closing included; output the kernel holds unacknowledged is checked
+///   (`measureUnsent`) while idle, streaming or lingering, and resets it as well.
 ///
 /// Requests are answered one at a time in order; a refused request (parse error, timeout) is answered and the
 /// connection closes, lingering if the client may still be sending.
@@ -62,10 +63,16 @@ public struct HTTPConnectionStateMachine {
     private var outputHigh = false
     /// When queued output last moved (or began to queue); 0 while nothing is queued.
     private var outputProgressAt: UInt64 = 0
-    /// While idle after a response: when to ask how much the kernel still holds unsent (0: no check), and what it
-    /// held at the last check (-1: not measured yet). Unchanged across a check interval means no progress.
+    /// Output the kernel took but the client has not acknowledged is out of the process's sight: while idle after
+    /// a response, streaming or lingering with nothing queued here, the owner measures it every half send timeout
+    /// (`measureUnsent`). When to next (0: no check); what was unsent and how much had been sent at the last check
+    /// (-1: no check yet, the next one is the baseline); checks in a row that saw nothing acknowledged.
     private var unsentCheckAt: UInt64 = 0
     private var lastUnsent = -1
+    private var lastSent: UInt64 = 0
+    private var stalledChecks = 0
+    /// The linger's time is up: it ends (a close) once the kernel has nothing left to send.
+    private var lingerExpired = false
 
     public init(config: HTTPConnectionConfig) {
         self.config = config
@@ -86,8 +93,7 @@ public struct HTTPConnectionStateMachine {
 
     /// The earliest deadline running (monotonic nanoseconds), 0 if none. Call `deadlineReached` once it passes.
     public var deadline: UInt64 {
-        var send = outputProgressAt == 0 ? 0 : outputProgressAt &+ config.sendTimeout
-        if unsentCheckAt != 0 && state == .idle && (send == 0 || unsentCheckAt < send) { send = unsentCheckAt }
+        let send = sendDeadline
         if inputDeadline == 0 { return send }
         if send == 0 { return inputDeadline }
         return min(inputDeadline, send)
@@ -95,9 +101,24 @@ public struct HTTPConnectionStateMachine {
 
     /// Which deadline `deadline` is.
     public var deadlineKind: HTTPConnectionDeadline? {
-        let send = outputProgressAt == 0 ? 0 : outputProgressAt &+ config.sendTimeout
+        let send = sendDeadline
         if send != 0 && (inputDeadline == 0 || send <= inputDeadline) { return .send }
         return inputDeadline == 0 ? nil : inputDeadlineKind
+    }
+
+    /// The send deadline while output is queued here; else the next check on what the kernel holds, if one runs.
+    private var sendDeadline: UInt64 {
+        if outputProgressAt != 0 { return outputProgressAt &+ config.sendTimeout }
+        return unsentCheckAt != 0 && checksKernelOutput ? unsentCheckAt : 0
+    }
+
+    /// The states in which answers may sit in the kernel unread while nothing else would notice.
+    private var checksKernelOutput: Bool {
+        switch state {
+        case .idle: return requestsStarted > 0
+        case .streaming, .lingering: return true
+        default: return false
+        }
     }
 
     /// Request bytes received and not yet parsed.
@@ -148,20 +169,31 @@ public struct HTTPConnectionStateMachine {
     }
 
     /// The application started a streamed response.
-    public mutating func responseStarted() {
+    public mutating func responseStarted(now: UInt64) {
+        if state == .closed { return }  // reset a moment ago; the owner hears of the loss on the loop's next turn
         assert(state == .waitingForHandler, "a response started in state \(state)")
-        if state == .waitingForHandler { move(to: .streaming) }
+        guard state == .waitingForHandler else { return }
+        move(to: .streaming)
+        startUnsentChecks(now: now)
     }
 
     /// The application's response is complete; `outputBuffered` is what the transport still holds of it.
     public mutating func responseComplete(keepAlive: Bool, outputBuffered: Int, now: UInt64) {
+        if state == .closed { return }  // reset a moment ago; the owner hears of the loss on the loop's next turn
         assert(state == .waitingForHandler || state == .streaming, "a response completed in state \(state)")
         guard state == .waitingForHandler || state == .streaming else { return }
         noteOutput(outputBuffered, now: now)
         if !keepAlive || rejected || (peerClosed && parser.bufferedBytes == 0) {
             if rejected || parser.bufferedBytes > 0 {
                 move(to: .lingering)
-                setInputDeadline(.linger, at: now &+ config.lingerTimeout)
+                lingerExpired = false
+                // The linger counts from when the answer has left the process; until then the send deadline runs.
+                if outputProgressAt == 0 {
+                    setInputDeadline(.linger, at: now &+ config.lingerTimeout)
+                } else {
+                    inputDeadline = 0
+                }
+                startUnsentChecks(now: now)
                 pending = .shutdownWrite
             } else {
                 move(to: .closing)
@@ -191,19 +223,23 @@ public struct HTTPConnectionStateMachine {
             outputHigh = false
             if state == .writing { resumeRequests(now: now) }
         }
+        guard remaining == 0 else { return }
+        if state == .lingering && inputDeadline == 0 && !lingerExpired {
+            setInputDeadline(.linger, at: now &+ config.lingerTimeout)
+        }
+        if unsentCheckAt == 0 && checksKernelOutput && (state != .idle || checksIdleConnections) {
+            startUnsentChecks(now: now)
+        }
     }
 
     /// The timer for `deadline` went off (perhaps early). Returns what to do, nil if nothing is due yet.
     public mutating func deadlineReached(now: UInt64) -> HTTPConnectionAction? {
-        if state == .idle && unsentCheckAt != 0 && now >= unsentCheckAt {
+        if outputProgressAt != 0 && now >= outputProgressAt &+ config.sendTimeout {
+            return resetForStalledOutput()
+        }
+        if outputProgressAt == 0 && unsentCheckAt != 0 && checksKernelOutput && now >= unsentCheckAt {
             unsentCheckAt = 0
             return .measureUnsent
-        }
-        if outputProgressAt != 0 && now >= outputProgressAt &+ config.sendTimeout {
-            outputProgressAt = 0
-            inputDeadline = 0
-            move(to: .closed)
-            return .reset
         }
         guard inputDeadline != 0, now >= inputDeadline else { return nil }
         inputDeadline = 0
@@ -215,41 +251,50 @@ public struct HTTPConnectionStateMachine {
             let what = inputDeadlineKind == .header ? "request head" : "request body"
             return refuse(HTTPParseError(.requestTimeout, "the \(what) did not arrive in time"))
         case .linger:
-            if outputProgressAt != 0 {
-                move(to: .closed)
-                return .reset
-            }
-            move(to: .closing)
-            return .close
+            // Closing with the client's bytes unread resets the connection, which would destroy what the kernel
+            // has not sent yet: the close waits until it has (`unsentMeasured`), or resets if that stalls.
+            lingerExpired = true
+            return .measureUnsent
         case .send:
-            return nil
+            return nil  // never an input deadline: the send deadline is `outputProgressAt`'s
         }
     }
 
-    /// What `measureUnsent` found: the kernel holds `unsent` bytes of this idle connection's answers. Returns
-    /// `.reset` when none of them moved over the last check interval (half the send timeout, twice running).
-    public mutating func unsentMeasured(_ unsent: Int, now: UInt64) -> HTTPConnectionAction? {
-        guard state == .idle else { return nil }
-        if unsent == 0 {
-            lastUnsent = -1
+    /// What `measureUnsent` found: the kernel holds `unsent` bytes not yet acknowledged, of `sent` handed to it
+    /// since the connection opened. Returns `.reset` when two checks running (a send timeout) saw no byte
+    /// acknowledged, `.close` when an expired linger has nothing left to send.
+    public mutating func unsentMeasured(_ unsent: Int, sent: UInt64, now: UInt64) -> HTTPConnectionAction? {
+        guard checksKernelOutput else { return nil }
+        if state == .lingering && lingerExpired && unsent == 0 {
+            move(to: .closing)
+            return .close
+        }
+        // Acknowledged since the last check: what was unsent then, plus what was handed over since, less what is
+        // unsent now.
+        let acknowledged = lastUnsent < 0 || unsent == 0 || lastUnsent &+ Int(truncatingIfNeeded: sent &- lastSent) > unsent
+        lastUnsent = unsent
+        lastSent = sent
+        if acknowledged {
+            stalledChecks = 0
+        } else {
+            stalledChecks += 1
+            if stalledChecks >= 2 { return resetForStalledOutput() }
+        }
+        if unsent == 0 && state == .idle {
+            unsentCheckAt = 0  // nothing waits for this client: the idle timeout governs
             return nil
         }
-        if unsent == lastUnsent {
-            stalledChecks += 1
-            if stalledChecks >= 2 {
-                move(to: .closed)
-                inputDeadline = 0
-                return .reset
-            }
-        } else {
-            stalledChecks = 0
-        }
-        lastUnsent = unsent
         unsentCheckAt = now &+ config.sendTimeout / 2
         return nil
     }
 
-    private var stalledChecks = 0
+    private mutating func resetForStalledOutput() -> HTTPConnectionAction {
+        outputProgressAt = 0
+        unsentCheckAt = 0
+        inputDeadline = 0
+        move(to: .closed)
+        return .reset
+    }
 
     /// The server is stopping: an idle connection closes now; one mid-request closes lingering. Connections
     /// answering a request are left to finish it (the caller ends the response).
@@ -351,11 +396,14 @@ public struct HTTPConnectionStateMachine {
 
     /// The parser needs more bytes: set the state and deadline that fit what is buffered.
     private mutating func waitForMoreInput(now: UInt64) {
+        if peerClosed {
+            // No more bytes can come: a partial request can never complete, so there is nothing to wait for.
+            move(to: .closing)
+            inputDeadline = 0
+            return
+        }
         if !hasHead && parser.bufferedBytes == 0 {
-            if peerClosed {
-                move(to: .closing)
-                inputDeadline = 0
-            } else if state != .idle {
+            if state != .idle {
                 // Stray bytes (empty lines) came and went without a request: the idle deadline runs on.
                 move(to: .idle)
                 setInputDeadline(.idle, at: idleDeadline)
@@ -386,13 +434,16 @@ public struct HTTPConnectionStateMachine {
         move(to: .idle)
         idleDeadline = now &+ (requestsStarted == 0 ? config.headerTimeout : config.idleTimeout)
         setInputDeadline(.idle, at: idleDeadline)
-        // The last answers may sit unsent in the kernel for a client that stopped reading: check on them, unless
-        // the idle timeout ends the connection first anyway.
-        if requestsStarted > 0 && config.sendTimeout / 2 < config.idleTimeout {
-            unsentCheckAt = now &+ config.sendTimeout / 2
-            lastUnsent = -1
-            stalledChecks = 0
-        }
+        if requestsStarted > 0 && checksIdleConnections { startUnsentChecks(now: now) }
+    }
+
+    /// Whether idle connections need the kernel checks: not when the idle timeout ends them sooner anyway.
+    private var checksIdleConnections: Bool { config.sendTimeout / 2 < config.idleTimeout }
+
+    private mutating func startUnsentChecks(now: UInt64) {
+        unsentCheckAt = now &+ config.sendTimeout / 2
+        lastUnsent = -1
+        stalledChecks = 0
     }
 
     private mutating func noteOutput(_ buffered: Int, now: UInt64) {

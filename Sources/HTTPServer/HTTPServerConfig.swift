@@ -23,6 +23,10 @@ public struct HTTPServerConfig: Sendable {
     public var serverName = "poetry-gateway"
     /// Request bytes held for later pipelined requests before reading pauses.
     public var maxPipelinedBytes = 64 * 1024
+    /// Above this many bytes of answers queued for a client, its connection reads nothing and takes no request
+    /// (and a stream is told the client is not keeping up); at or below the low mark both resume.
+    public var outputHighWatermark = 64 * 1024
+    public var outputLowWatermark = 16 * 1024
 
     public init() {}
 
@@ -35,9 +39,8 @@ public struct HTTPServerConfig: Sendable {
         config.bodyTimeout = MonotonicClock.nanoseconds(fromSeconds: bodyTimeout)
         config.sendTimeout = MonotonicClock.nanoseconds(fromSeconds: sendTimeout)
         config.maxPipelinedBytes = maxPipelinedBytes
-        // The transport's own marks, so the machine and the writer's writability agree.
-        config.highWatermark = 64 * 1024
-        config.lowWatermark = 16 * 1024
+        config.highWatermark = outputHighWatermark
+        config.lowWatermark = outputLowWatermark
         return config
     }
 }

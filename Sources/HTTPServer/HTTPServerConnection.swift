@@ -43,6 +43,10 @@ final class HTTPServerConnection: ConnectionHandler {
 
     func connectionMade(_ connection: TCPConnection) {
         transport = connection
+        // The machine's marks and the transport's agree, so the writer's writability and the machine's backpressure
+        // turn at the same points.
+        connection.highWatermark = server.connectionConfig.highWatermark
+        connection.lowWatermark = server.connectionConfig.lowWatermark
         idleSince = reactor.wokeAt
         machine.connectionMade(now: reactor.wokeAt)
         synchronise()
@@ -87,13 +91,13 @@ final class HTTPServerConnection: ConnectionHandler {
     private func pump() {
         guard !pumping else { return }
         pumping = true
-        let stateBefore = machine.state
         let requestsBefore = machine.requestsStarted
         while transport != nil, let action = machine.nextAction(now: reactor.wokeAt) {
             perform(action)
         }
         pumping = false
-        if machine.state == .idle && (stateBefore != .idle || machine.requestsStarted != requestsBefore) {
+        // Idle since its last answer: stray bytes that come and go (empty lines) do not make a connection younger.
+        if machine.state == .idle && machine.requestsStarted != requestsBefore {
             idleSince = reactor.wokeAt
             if server.isNearCapacity { server.evictIdleConnections() }
         }
@@ -105,7 +109,7 @@ final class HTTPServerConnection: ConnectionHandler {
         case .dispatch:
             dispatch(machine.takeRequest())
         case .sendContinue:
-            transport?.write(Self.continueBytes)
+            Self.continueBytes.withUnsafeBytes { write($0) }
         case .reject:
             guard let error = machine.refusal else { return }
             if error.status == .requestTimeout { server.stats.timeouts += 1 } else { server.stats.rejectedRequests += 1 }
@@ -119,8 +123,8 @@ final class HTTPServerConnection: ConnectionHandler {
         case .reset:
             transport?.abort()
         case .measureUnsent:
-            guard let transport else { return }
-            if let next = machine.unsentMeasured(Socket.unsentBytes(transport.fd), now: reactor.wokeAt) {
+            guard let transport, transport.isOpen else { return }
+            if let next = machine.unsentMeasured(Socket.unsentBytes(transport.fd), sent: transport.bytesSent, now: reactor.now) {
                 server.stats.sendTimeouts += 1
                 perform(next)
             }
@@ -149,10 +153,9 @@ final class HTTPServerConnection: ConnectionHandler {
     private func timerFired() {
         armedDeadline = 0
         timer = nil
-        guard transport != nil else { return }
-        let sending = machine.deadlineKind == .send
+        guard let transport, transport.isOpen else { return }
         if let action = machine.deadlineReached(now: reactor.now) {
-            if sending, case .reset = action { server.stats.sendTimeouts += 1 }
+            if case .reset = action { server.stats.sendTimeouts += 1 }
             perform(action)
         }
         pump()
@@ -182,7 +185,8 @@ final class HTTPServerConnection: ConnectionHandler {
 
     /// The writer started a streamed response.
     func responseStarted() {
-        machine.responseStarted()
+        machine.responseStarted(now: reactor.wokeAt)
+        synchronise()
     }
 
     /// The writer's response is complete.
@@ -202,9 +206,12 @@ final class HTTPServerConnection: ConnectionHandler {
     func write(_ bytes: UnsafeRawBufferPointer) {
         guard let transport else { return }
         transport.write(bytes)
-        // What the socket would not take starts (or feeds) the send deadline and the backpressure marks.
+        // What the socket would not take starts (or feeds) the send deadline and the backpressure marks; a write
+        // from outside the machine's loop (a stream's event) arms the timer and pauses reading itself.
         let buffered = transport.bufferedBytes
-        if buffered > 0 { machine.outputQueued(buffered, now: reactor.wokeAt) }
+        guard buffered > 0 else { return }
+        machine.outputQueued(buffered, now: reactor.wokeAt)
+        if !pumping { synchronise() }
     }
 
     var isTransportWritable: Bool { transport?.isWritable ?? false }

@@ -94,6 +94,9 @@ public final class TCPConnection: IOHandler {
         Socket.setNoDelay(fd)
     }
     public var bufferedBytes: Int { outbound.count }
+    /// Bytes handed to the kernel since the connection opened; with the socket's unsent count
+    /// (`Socket.unsentBytes`) it tells how much the peer has acknowledged. Unchecked: loop-confined, plain stores.
+    @exclusivity(unchecked) public private(set) var bytesSent: UInt64 = 0
 
     /// Takes ownership of a connected non-blocking socket and registers it (or takes over its registration, for a
     /// socket a connector was watching). Calls `handler.connectionMade`. `noDelay` turns off Nagle's algorithm,
@@ -150,6 +153,7 @@ public final class TCPConnection: IOHandler {
         if outbound.isEmpty {
             do {
                 if case .processed(let sent) = try SystemCall.nonBlocking("send", { send(fd, bytes.baseAddress, bytes.count, CREACTOR_MSG_NOSIGNAL) }) {
+                    bytesSent &+= UInt64(sent)
                     if sent == bytes.count { return }
                     remaining = UnsafeRawBufferPointer(rebasing: bytes[sent...])
                 }
@@ -288,6 +292,7 @@ public final class TCPConnection: IOHandler {
         let written: Int
         do {
             written = try outbound.flush(to: fd)
+            bytesSent &+= UInt64(written)
         } catch {
             fail(error)
             return

@@ -17,19 +17,31 @@ struct ManualClockServerTests {
         let clock = ManualClock()
         let reactor: Reactor
         let server: HTTPServer
+        /// `/stream` starts a stream and leaves its writer here for the test to write to.
+        final class Streams { var writer: HTTPResponseWriter? }
+        let streams = Streams()
 
         init(_ configure: (inout HTTPServerConfig) -> Void = { _ in }) throws {
             var config = HTTPServerConfig()
             configure(&config)
             reactor = try Reactor(backend: .epoll, clock: clock)
-            server = try HTTPServer(reactor: reactor, address: SocketAddress(host: "127.0.0.1", port: 0), config: config) { _, writer in
-                writer.respond(status: .ok, text: "hi\n")
+            let streams = self.streams
+            server = try HTTPServer(reactor: reactor, address: SocketAddress(host: "127.0.0.1", port: 0), config: config) { request, writer in
+                if request.path == "/stream" {
+                    writer.startStream()
+                    streams.writer = writer
+                } else {
+                    writer.respond(status: .ok, text: "hi\n")
+                }
             }
         }
 
-        func connect() throws -> Int32 {
+        func connect(receiveBuffer: Int32? = nil) throws -> Int32 {
             let address = try SocketAddress(host: "127.0.0.1", port: server.port)
             let fd = try Socket.makeStream(for: address, nonBlocking: false)
+            if var size = receiveBuffer {
+                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            }
             guard address.withSockAddr({ Glibc.connect(fd, $0, $1) }) == 0 else { throw SystemError.last("connect") }
             turn()
             return fd
@@ -99,5 +111,30 @@ struct ManualClockServerTests {
         #expect(!rig.received(fd).closed)
         rig.advance(seconds: 2)
         #expect(rig.received(fd).closed)
+    }
+
+    /// A stream whose client stops reading is reset at the send timeout, even when the stream's writes come from
+    /// outside the connection's own turns (a fetch's events) and no other deadline is running by then.
+    @Test func aStreamWhoseClientStopsReadingIsResetAtTheSendTimeout() throws {
+        let rig = try Rig { $0.headerTimeout = 10; $0.sendTimeout = 10 }
+        let fd = try rig.connect(receiveBuffer: 4096)
+        defer { close(fd) }
+        rig.send(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        let writer = try #require(rig.streams.writer)
+        // Past the timer the connection armed at its start: from here only the stream's writes can arm one.
+        rig.advance(seconds: 11)
+        #expect(rig.server.openConnections == 1)
+        let chunk = [UInt8](repeating: 0x61, count: 16 * 1024)
+        var written = 0
+        while writer.isWritable && written < 100_000_000 {
+            writer.write(chunk)
+            written += chunk.count
+        }
+        #expect(!writer.isWritable, "the client's buffers never filled")
+        rig.advance(seconds: 9.9)
+        #expect(rig.server.openConnections == 1)
+        rig.advance(seconds: 0.2)
+        #expect(rig.server.openConnections == 0)
+        #expect(rig.server.stats.sendTimeouts == 1)
     }
 }

@@ -31,7 +31,7 @@ public struct ConnectionDriver {
     public var state: HTTPConnectionStateMachine.State { machine.state }
 
     /// The client sends `bytes`; the driver reads them only if the machine wants to read (else they wait in the
-    /// client's socket, as the kernel would hold them): returns how many were taken.
+    /// client's socket, as the kernel would hold them): returns whether they were taken.
     @discardableResult
     public mutating func receive(_ text: String) -> Bool {
         receive(Array(text.utf8))
@@ -125,7 +125,9 @@ public struct ConnectionDriver {
             machine.connectionLost()
         case .measureUnsent:
             log.append("measureUnsent")
-            if let next = machine.unsentMeasured(transport.kernelUnsent, now: clock.now()) { perform(next) }
+            if let next = machine.unsentMeasured(transport.kernelUnsent, sent: UInt64(transport.delivered.count), now: clock.now()) {
+                perform(next)
+            }
         }
     }
 
