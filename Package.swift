@@ -22,12 +22,14 @@ let package = Package(
     targets: [
         .target(name: "CReactor"),
         .target(name: "Reactor", dependencies: ["CReactor", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "Poetry", dependencies: ["Reactor"]),
+        // Whole-file reads for poems and page assets: below both layers that need them, and no part of the loop.
+        .target(name: "Files"),
+        .target(name: "Poetry", dependencies: ["Reactor", "Files"]),
         // The wire protocol (parser, heads, the connection state machine): bytes and times in, actions out; it
         // cannot import the reactor, so it is tested without sockets or clocks.
         .target(name: "HTTP1"),
         // HTTP1 on the reactor: the transport glue, response writer, router, static files, JSON.
-        .target(name: "HTTPServer", dependencies: ["HTTP1", "Reactor", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "HTTPServer", dependencies: ["HTTP1", "Reactor", "Files", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Gateway", dependencies: ["Reactor", "HTTP1", "HTTPServer", "Poetry", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "PoetryCLI",

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Files
 import HTTP1
 import Reactor
 
@@ -34,7 +35,7 @@ public final class StaticFiles {
             ("Cache-Control", "no-cache"),
         ])
         if let match = request.headers["If-None-Match"],
-           match == "*" || match.split(separator: ",").contains(where: { $0.trimmingCharacters() == etag || $0.trimmingCharacters() == "W/" + etag }) {
+           match == "*" || match.split(separator: ",").contains(where: { $0.trimmingSpaces() == etag || $0.trimmingSpaces() == "W/" + etag }) {
             writer.respond(status: .notModified, headers: headers)
             return
         }
@@ -86,14 +87,5 @@ public final class StaticFiles {
         case "txt": return "text/plain; charset=utf-8"
         default: return "application/octet-stream"
         }
-    }
-}
-
-extension Substring {
-    func trimmingCharacters() -> String {
-        var slice = self
-        while slice.first == " " { slice = slice.dropFirst() }
-        while slice.last == " " { slice = slice.dropLast() }
-        return String(slice)
     }
 }

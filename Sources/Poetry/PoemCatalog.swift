@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Files
 import Reactor
 
 /// The poems in a directory: `NAME.txt` files, titled by their first line.
@@ -68,7 +69,7 @@ public struct PoemCatalog: Sendable {
             switch error {
             case .missing: throw FileError(path: path, reason: "No such file: \(path)")
             case .notRegular: throw FileError(path: path, reason: "Not a regular file: \(path)")
-            case .failed(let failure): throw FileError(path: path, reason: "Cannot read \(path): \(failure.reason)")
+            case .failed(_, let reason): throw FileError(path: path, reason: "Cannot read \(path): \(reason)")
             }
         }
     }
