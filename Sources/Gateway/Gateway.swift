@@ -76,9 +76,9 @@ public final class Gateway {
     private func handle(_ request: HTTPRequest, _ writer: HTTPResponseWriter) {
         let match = router.match(method: request.method, path: request.path)
         switch match {
-        case .route(let index, _): writer.tag = index
-        case .methodNotAllowed(_, let pattern): writer.tag = router.routes.firstIndex { $0.pattern == pattern } ?? -1
-        case .unmatched: writer.tag = -1
+        case .route(let index, _): writer.setTag(index)
+        case .methodNotAllowed(_, let pattern): writer.setTag(router.routes.firstIndex { $0.pattern == pattern } ?? -1)
+        case .unmatched: writer.setTag(-1)
         }
         guard Self.isKnownMethod(request.method) else {
             writer.respond(status: .notImplemented, json: .error("not_implemented", "method \(request.method) is not implemented"))

@@ -45,8 +45,7 @@ final class HTTPServerConnection: ConnectionHandler {
         transport = connection
         // The machine's marks and the transport's agree, so the writer's writability and the machine's backpressure
         // turn at the same points.
-        connection.highWatermark = server.connectionConfig.highWatermark
-        connection.lowWatermark = server.connectionConfig.lowWatermark
+        connection.setWatermarks(high: server.connectionConfig.highWatermark, low: server.connectionConfig.lowWatermark)
         idleSince = reactor.wokeAt
         machine.connectionMade(now: reactor.wokeAt)
         synchronise()

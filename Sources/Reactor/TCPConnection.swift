@@ -16,10 +16,18 @@ public final class TCPConnection: IOHandler {
     public private(set) lazy var peer: SocketAddress? = SocketAddress.peer(of: fd)
     @exclusivity(unchecked) public var handler: any ConnectionHandler
 
-    /// Above this many buffered bytes the handler is told to stop producing.
-    public var highWatermark = 64 * 1024
+    /// Above this many buffered bytes the handler is told to stop producing. (Both marks are read on every write.)
+    @exclusivity(unchecked) public var highWatermark = 64 * 1024
     /// Below this many the handler is told it may produce again.
-    public var lowWatermark = 16 * 1024
+    @exclusivity(unchecked) public var lowWatermark = 16 * 1024
+
+    /// Sets both marks. A method the optimiser may not inline: another module that sets the properties directly
+    /// gets a runtime exclusivity check compiled in for each, whatever their declarations say.
+    @inline(never)
+    public func setWatermarks(high: Int, low: Int) {
+        highWatermark = high
+        lowWatermark = low
+    }
 
     @exclusivity(unchecked) private var outbound = OutboundBuffer()
 
