@@ -43,7 +43,7 @@ let package = Package(
         // on them (no socket, no real time), and the one harness that runs a reactor on a thread of its own.
         .target(name: "TestSupport", dependencies: ["HTTP1", "Reactor"], path: "Tests/Support"),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "TestSupport"]),
-        .testTarget(name: "PoetryTests", dependencies: ["Poetry", "Reactor"]),
+        .testTarget(name: "PoetryTests", dependencies: ["Poetry", "Reactor", "TestSupport"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTP1", "Reactor", "TestSupport"]),
         // Driven by libcurl: the HTTP server and the gateway over real sockets.

@@ -13,7 +13,7 @@ public final class BlockingPoetryServer: Sendable {
     private let listenFD: Int32
     private let stopPipe: (read: Int32, write: Int32)
     private let served = Atomic<Int>(0)
-    private let stopped = Atomic<Bool>(false)
+    private let lifecycle = Atomic<BlockingServerLifecycle>(.bound)
 
     /// Binds and listens now, so the port is known (and a port in use is an error) before `run`.
     public init(config: PoetryServerConfig) throws(SystemError) {
@@ -42,7 +42,9 @@ public final class BlockingPoetryServer: Sendable {
     /// free again.
     public func run(observer: (PoetryServerEvent) -> Void) {
         defer { shutdown(listenFD, Int32(SHUT_RDWR)) }
-        while !stopped.load(ordering: .acquiring) {
+        // A stop that came first is kept: then the server never serves.
+        guard moveState(.run) == .serving else { return }
+        while !isStopped {
             guard waitReadable(listenFD, timeoutMilliseconds: -1) else { return }
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -58,11 +60,27 @@ public final class BlockingPoetryServer: Sendable {
         }
     }
 
-    /// Ends `run` from any thread.
+    /// Ends `run` from any thread, or keeps it from starting.
     public func stop() {
-        stopped.store(true, ordering: .releasing)
+        moveState(.stop)
         var byte: UInt8 = 1
         _ = write(stopPipe.write, &byte, 1)
+    }
+
+    private var isStopped: Bool { lifecycle.load(ordering: .acquiring) == .stopped }
+
+    /// Moves the lifecycle by `event`, trapping on a pair the table calls a bug; returns the new state.
+    @discardableResult
+    private func moveState(_ event: BlockingServerLifecycle.Event) -> BlockingServerLifecycle {
+        var current = lifecycle.load(ordering: .relaxed)
+        while true {
+            guard let next = current.next(on: event) else {
+                preconditionFailure("blocking poetry server: illegal lifecycle move \(event) while \(current)")
+            }
+            let (exchanged, original) = lifecycle.compareExchange(expected: current, desired: next, ordering: .acquiringAndReleasing)
+            if exchanged { return next }
+            current = original
+        }
     }
 
     private func sendPoem(to client: Int32, peer: SocketAddress, observer: (PoetryServerEvent) -> Void) {
@@ -104,7 +122,7 @@ public final class BlockingPoetryServer: Sendable {
         while true {
             let result = poll(&fds, fd >= 0 ? 2 : 1, timeoutMilliseconds)
             if result < 0 && errno == EINTR { continue }
-            return fds[0].revents == 0 && !stopped.load(ordering: .acquiring)
+            return fds[0].revents == 0 && !isStopped
         }
     }
 }

@@ -5,6 +5,7 @@ import Foundation
 import Poetry
 import Reactor
 import Synchronization
+import TestSupport
 
 /// The project's root, found from this file's path, for the poems and the built `poetry` binary.
 let projectRoot: String = {
@@ -17,8 +18,8 @@ func poem(_ name: String) -> [UInt8] {
     try! PoemCatalog.read(path: "\(projectRoot)/poetry/\(name).txt")
 }
 
-/// A reactor on its own thread serving poems (and misbehaving on request), for tests whose client side blocks
-/// the test thread. Everything it owns is touched only on its own thread; the rest is a lock and a semaphore.
+/// A reactor on its own thread (the shared `BackgroundReactor`) serving poems, and misbehaving on request, for
+/// tests whose client side blocks the test thread. What it builds lives on the reactor's thread.
 final class ServerFarm: @unchecked Sendable {
     enum Kind: Sendable {
         case poem([UInt8], numBytes: Int, delay: Double)
@@ -28,57 +29,51 @@ final class ServerFarm: @unchecked Sendable {
         case stall
     }
 
-    let reactor: Reactor
-    private let ready = DispatchSemaphore(value: 0)
-    private let ports = Locked<[UInt16]>([])
-    private var thread: Thread?
-    private var keep: [AnyObject] = []
+    private let loop: BackgroundReactor
+    let boundPorts: [UInt16]
+    /// What the servers hold on to, touched only on the reactor's thread.
+    private final class Keeper { var objects: [AnyObject] = [] }
+    private let keeper: Confined<Keeper>
+
+    var reactor: Reactor { loop.reactor }
 
     init(_ kinds: [Kind], backend: BackendKind = .epoll) throws {
-        reactor = try Reactor(backend: backend)
-        let thread = Thread { [self] in
-            var bound: [UInt16] = []
-            for kind in kinds { bound.append(try! self.start(kind)) }
-            ports.withLock { $0 = bound }
-            ready.signal()
-            try! reactor.run()
-            keep.removeAll()
-        }
-        self.thread = thread
-        thread.start()
-        ready.wait()
+        let loop = try BackgroundReactor(backend: backend, name: "server-farm")
+        let keeper = Confined(value: Keeper())
+        let reactor = Confined(value: loop.reactor)
+        boundPorts = try loop.sync { try kinds.map { try Self.start($0, on: reactor.value, keeper: keeper.value) } }
+        self.loop = loop
+        self.keeper = keeper
     }
 
-    var boundPorts: [UInt16] { ports.withLock { $0 } }
-
-    private func start(_ kind: Kind) throws -> UInt16 {
+    private static func start(_ kind: Kind, on reactor: Reactor, keeper: Keeper) throws -> UInt16 {
         let any = try SocketAddress(host: "127.0.0.1", port: 0)
         switch kind {
         case .poem(let bytes, let numBytes, let delay):
             let server = try AsyncPoetryServer(reactor: reactor, config: PoetryServerConfig(poem: bytes, address: any, numBytes: numBytes, delay: delay))
-            keep.append(server)
+            keeper.objects.append(server)
             return server.port
         case .resetAfter(let bytes, let count):
             let listener = try TCPListener(reactor: reactor, address: any) { [unowned reactor] fd in
                 let sender = OneShot(reply: Array(bytes.prefix(count)), then: .reset)
                 _ = try? TCPConnection(reactor: reactor, fd: fd, handler: sender)
             }
-            keep.append(listener)
+            keeper.objects.append(listener)
             return listener.port
         case .stall:
-            let listener = try TCPListener(reactor: reactor, address: any) { [unowned reactor, unowned self] fd in
+            let listener = try TCPListener(reactor: reactor, address: any) { [unowned reactor, unowned keeper] fd in
                 if let connection = try? TCPConnection(reactor: reactor, fd: fd, handler: OneShot(reply: [], then: .stay)) {
-                    self.keep.append(connection)
+                    keeper.objects.append(connection)
                 }
             }
-            keep.append(listener)
+            keeper.objects.append(listener)
             return listener.port
         }
     }
 
     func stop() {
-        reactor.stop()
-        while thread?.isFinished == false { usleep(1000) }
+        loop.stop()
+        keeper.value.objects.removeAll()  // the loop has ended: nothing else touches them now
     }
 }
 

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import Poetry
+@testable import Poetry
 import Reactor
 import Synchronization
 import Testing
@@ -101,6 +101,23 @@ struct ServerTests {
         #expect(inPoll, "the server never reached its wait for a client")
         server.stop()
         #expect(finished.wait(timeout: .now() + 10) == .success, "stop() did not end a server waiting for a client")
+    }
+
+    /// The blocking server's lifecycle: a stop before run is kept (the run returns without serving), and a second
+    /// run of a serving server is a bug the table refuses (it traps).
+    @Test func aBlockingServerStoppedBeforeItRunsNeverServes() throws {
+        let config = PoetryServerConfig(poem: poem("science"), address: try SocketAddress(host: "127.0.0.1", port: 0))
+        let server = try BlockingPoetryServer(config: config)
+        let client = try Socket.makeStream(for: try SocketAddress(host: "127.0.0.1", port: server.port), nonBlocking: false)
+        defer { close(client) }
+        _ = try SocketAddress(host: "127.0.0.1", port: server.port).withSockAddr { connect(client, $0, $1) }
+        server.stop()
+        var events = 0
+        server.run { _ in events += 1 }
+        #expect(events == 0 && server.clientsServed == 0)
+        #expect(BlockingServerLifecycle.serving.next(on: .run) == nil)
+        #expect(BlockingServerLifecycle.bound.next(on: .run) == .serving)
+        #expect(BlockingServerLifecycle.serving.next(on: .stop) == .stopped)
     }
 
     @Test func asyncServerPacesEveryClientByDeadline() throws {
