@@ -188,8 +188,19 @@ public final class Reactor: @unchecked Sendable {
     // MARK: signals
 
     /// The signals a program stops in order on: interrupt, terminate, and hang-up (a closed terminal or a
-    /// service manager's stop), which would otherwise kill it mid-write.
-    public static let stopSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+    /// service manager's stop), which would otherwise kill it mid-write. A signal the program was started with
+    /// ignored stays ignored: `nohup poetry gateway &` asks to outlive the terminal, so its hang-up is not a stop.
+    public static var stopSignals: [Int32] {
+        [SIGINT, SIGTERM, SIGHUP].filter { !isIgnored($0) }
+    }
+
+    /// Whether `signal`'s disposition is SIG_IGN now (as inherited across exec); asked, not changed.
+    private static func isIgnored(_ signal: Int32) -> Bool {
+        var current = sigaction()
+        guard sigaction(signal, nil, &current) == 0 else { return false }
+        // SIG_IGN is the handler "address" 1; a C function pointer has no equality in Swift, its bits do.
+        return unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
+    }
 
     /// Delivers `stopSignals` (or the given signals) to `handler` on the loop thread instead of killing the
     /// process.

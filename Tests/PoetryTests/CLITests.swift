@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Reactor
 import Testing
 
 /// The `poetry` executable built beside this test bundle (any `--scratch-path`), or `POETRY_BINARY`.
@@ -203,6 +204,44 @@ struct CLITests {
         server.waitUntilExit()
         #expect(server.terminationReason == .exit, "serve was killed by signal \(server.terminationStatus)")
         #expect(server.terminationStatus == 0)
+    }
+
+    /// A program started with hang-up ignored (`nohup`) keeps ignoring it: the hang-up of a closed terminal is not
+    /// a stop then, while SIGTERM still is.
+    @Test func aHangUpIgnoredAtStartStaysIgnored() throws {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/nohup")
+        server.arguments = [poetryBinary, "serve", "--async", "--threads", "1", "--num-bytes", "100", "--delay", "0.05", "poetry/science.txt"]
+        server.currentDirectoryURL = URL(fileURLWithPath: projectRoot)
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = Pipe()
+        try server.run()
+        defer { if server.isRunning { server.terminate() }; server.waitUntilExit() }
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let byte = out.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty { break }
+            line.append(byte)
+        }
+        let port = try #require(String(decoding: line, as: UTF8.self).split(separator: " ").last.flatMap { UInt16($0.dropLast(2)) })
+        kill(server.processIdentifier, SIGHUP)
+        // A whole poem (7 sends, 50 ms apart) after the hang-up: a server that took it for a stop would cut it off.
+        let client = try Socket.makeStream(for: try SocketAddress(host: "127.0.0.1", port: port), nonBlocking: false)
+        defer { close(client) }
+        _ = try SocketAddress(host: "127.0.0.1", port: port).withSockAddr { connect(client, $0, $1) }
+        var received = 0
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { break }
+            received += count
+        }
+        #expect(received == poem("science").count)
+        #expect(server.isRunning)
+        kill(server.processIdentifier, SIGTERM)
+        server.waitUntilExit()
+        #expect(server.terminationReason == .exit && server.terminationStatus == 0)
     }
 
     @Test func aFailedTaskMakesTheExitStatusNonZero() throws {
