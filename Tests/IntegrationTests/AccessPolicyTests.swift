@@ -2,6 +2,7 @@ import Foundation
 @testable import Gateway
 import HTTP1
 import HTTPServer
+import TestSupport
 import Testing
 
 @Suite("Who may act: Host and Origin names, --allowed-host, tokens off loopback")

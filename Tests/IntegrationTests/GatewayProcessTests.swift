@@ -7,13 +7,6 @@ import Reactor
 import TestSupport
 import Testing
 
-/// The `poetry` executable built beside this test bundle (any `--scratch-path`), or `POETRY_BINARY`.
-let poetryBinary: String = {
-    if let path = ProcessInfo.processInfo.environment["POETRY_BINARY"] { return path }
-    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("poetry").path
-    return FileManager.default.isExecutableFile(atPath: beside) ? beside : "\(projectRoot)/.build/debug/poetry"
-}()
-
 /// The built gateway as a separate process, for what a test process cannot do to itself: a descriptor limit of its
 /// own, and signals.
 final class GatewayProcess {

@@ -9,12 +9,6 @@ import Reactor
 import Synchronization
 import TestSupport
 
-let projectRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
-
 /// An HTTP server on a background reactor with a handful of routes for exercising the server itself.
 final class TestHTTPServer: @unchecked Sendable {
     let loop: BackgroundReactor

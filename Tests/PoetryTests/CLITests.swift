@@ -3,14 +3,8 @@ import Glibc
 #endif
 import Foundation
 import Reactor
+import TestSupport
 import Testing
-
-/// The `poetry` executable built beside this test bundle (any `--scratch-path`), or `POETRY_BINARY`.
-let poetryBinary: String = {
-    if let path = ProcessInfo.processInfo.environment["POETRY_BINARY"] { return path }
-    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("poetry").path
-    return FileManager.default.isExecutableFile(atPath: beside) ? beside : "\(projectRoot)/.build/debug/poetry"
-}()
 
 /// Runs the built `poetry` binary as a person would and returns (status, stdout, stderr).
 func runPoetry(_ arguments: [String], until: ((String) -> Bool)? = nil) throws -> (status: Int32, out: String, err: String) {

@@ -1,5 +1,6 @@
 import Poetry
 import Reactor
+import TestSupport
 import Testing
 
 @Suite("The seed's output formats")

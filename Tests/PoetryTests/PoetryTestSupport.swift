@@ -7,13 +7,6 @@ import Reactor
 import Synchronization
 import TestSupport
 
-/// The project's root, found from this file's path, for the poems and the built `poetry` binary.
-let projectRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
-
 func poem(_ name: String) -> [UInt8] {
     try! PoemCatalog.read(path: "\(projectRoot)/poetry/\(name).txt")
 }
