@@ -1,6 +1,8 @@
-/// The three ways the reactor can wait for descriptors. The loop, the timers and the transports are the same for all.
+/// The ways the reactor can wait for descriptors. The loop, the timers and the transports are the same for all.
 public enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case select, poll, epoll
+    /// io_uring as a readiness backend (a one-shot poll per descriptor, submitted with the wait).
+    case ioUring = "io_uring"
 
     /// epoll on Linux: O(ready) per wake-up rather than O(watched).
     public static let `default`: BackendKind = .epoll
@@ -34,5 +36,6 @@ func makeBackend(_ kind: BackendKind) throws(ReactorError) -> any PollerBackend 
     case .select: return SelectBackend()
     case .poll: return PollBackend()
     case .epoll: return try EpollBackend()
+    case .ioUring: return try IOUringBackend()
     }
 }

@@ -30,6 +30,8 @@ public enum ReactorError: Error, CustomStringConvertible, Equatable, Sendable {
     case descriptorTooLarge(fd: Int32, limit: Int32)
     case invalidAddress(String)
     case system(SystemError)
+    /// A backend this machine cannot give (io_uring on an old kernel, disabled, or filtered by seccomp).
+    case backendUnavailable(backend: String, reason: String)
 
     /// The errno of the failed system call, if a system call is what failed: how a caller tells a port in use
     /// (EADDRINUSE) from other failures.
@@ -41,13 +43,15 @@ public enum ReactorError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String {
         switch self {
         case .unknownBackend(let name):
-            return "unknown reactor backend '\(name)' (choose select, poll or epoll)"
+            return "unknown reactor backend '\(name)' (choose \(BackendKind.allCases.map(\.rawValue).joined(separator: ", ")))"
         case .descriptorTooLarge(let fd, let limit):
             return "select cannot watch descriptor \(fd): select(2) only handles descriptors below FD_SETSIZE (\(limit)); use poll or epoll"
         case .invalidAddress(let text):
             return "invalid address '\(text)'"
         case .system(let error):
             return error.description
+        case .backendUnavailable(let backend, let reason):
+            return "the \(backend) reactor is not available: \(reason); use epoll"
         }
     }
 }

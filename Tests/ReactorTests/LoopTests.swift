@@ -299,3 +299,15 @@ struct LoopTests {
         #expect(log == ["backing off", "paused", "accepted 0", "accepted after resume"])
     }
 }
+
+/// io_uring, where the kernel cannot give it, is refused in one line that names the reason.
+@Suite("The io_uring backend's refusal")
+struct IOUringRefusalTests {
+    @Test(arguments: [(EPERM, "disabled"), (ENOSYS, "no io_uring"), (ENOTSUP, "5.11")])
+    func anUnavailableRingSaysWhy(code: Int32, words: String) {
+        let text = IOUringBackend.unavailable(errno: code).description
+        #expect(text.hasPrefix("the io_uring reactor is not available: "))
+        #expect(text.contains(words), "\(text)")
+        #expect(!text.contains("\n"))
+    }
+}

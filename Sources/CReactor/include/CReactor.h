@@ -16,6 +16,39 @@ int creactor_signal_pipe_add(int write_fd);
 void creactor_signal_pipe_remove(int write_fd);
 int creactor_signal_install(int signo);
 
+// io_uring by hand (uring.c), used as a readiness backend: poll requests in, completions out.
+#include <stdint.h>
+#include <stddef.h>
+struct creactor_uring {
+    int fd;
+    void *rings;
+    size_t rings_size;
+    void *sqes;
+    size_t sqes_size;
+    unsigned *sq_head;
+    unsigned *sq_tail;
+    unsigned *sq_array;
+    unsigned sq_mask;
+    unsigned sq_entries;
+    unsigned local_tail;
+    unsigned pending;
+    unsigned *cq_head;
+    unsigned *cq_tail;
+    unsigned cq_mask;
+    void *cqes;
+};
+/// 0, or -errno (-ENOTSUP: the kernel lacks a feature the backend needs: EXT_ARG, NODROP, SINGLE_MMAP).
+int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned cq_entries);
+void creactor_uring_exit(struct creactor_uring *ring);
+/// Queue a one-shot poll for `mask` (POLLIN/POLLOUT) on `fd`; -EBUSY when the submission ring is full.
+int creactor_uring_poll_add(struct creactor_uring *ring, int fd, unsigned mask, uint64_t user_data);
+/// Queue the removal of the poll whose user data is `target`; its own completion carries `user_data`.
+int creactor_uring_poll_remove(struct creactor_uring *ring, uint64_t target, uint64_t user_data);
+/// Submit what is queued and wait up to `timeout_ms` (-1: no limit, 0: none) for a completion; >= 0 or -errno.
+int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms);
+/// The next completion, if any (1), handed back to the kernel at once.
+int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res);
+
 static const int CREACTOR_MSG_NOSIGNAL = 0x4000;
 static const int CREACTOR_SOCK_NONBLOCK = 04000;
 static const int CREACTOR_SOCK_CLOEXEC = 02000000;

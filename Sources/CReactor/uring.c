@@ -1,0 +1,155 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/io_uring.h>
+#include "CReactor.h"
+
+// io_uring by hand: io_uring_setup, the three regions mapped with mmap, io_uring_enter. The kernel's ABI asks for
+// acquire loads of what it writes (the completion tail, the submission head) and release stores of what we hand
+// it (the submission tail, the completion head); everything else in the rings is plain memory.
+
+static int uring_setup(unsigned entries, struct io_uring_params *params) {
+    return (int)syscall(__NR_io_uring_setup, entries, params);
+}
+
+static int uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, void *arg, size_t size) {
+    return (int)syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, arg, size);
+}
+
+int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned cq_entries) {
+    memset(ring, 0, sizeof(*ring));
+    ring->fd = -1;
+    struct io_uring_params params;
+    memset(&params, 0, sizeof(params));
+    params.flags = IORING_SETUP_CQSIZE;
+    params.cq_entries = cq_entries;
+    int fd = uring_setup(entries, &params);
+    if (fd < 0) return -errno;
+    // A wait with a timeout needs IORING_ENTER_EXT_ARG (5.11); completions never dropped needs NODROP (5.5).
+    if (!(params.features & IORING_FEAT_EXT_ARG) || !(params.features & IORING_FEAT_NODROP)
+        || !(params.features & IORING_FEAT_SINGLE_MMAP)) {
+        close(fd);
+        return -ENOTSUP;
+    }
+    size_t sq_size = params.sq_off.array + params.sq_entries * sizeof(unsigned);
+    size_t cq_size = params.cq_off.cqes + params.cq_entries * sizeof(struct io_uring_cqe);
+    size_t ring_size = sq_size > cq_size ? sq_size : cq_size;
+    void *rings = mmap(0, ring_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
+    if (rings == MAP_FAILED) {
+        int code = errno;
+        close(fd);
+        return -code;
+    }
+    size_t sqes_size = params.sq_entries * sizeof(struct io_uring_sqe);
+    void *sqes = mmap(0, sqes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
+    if (sqes == MAP_FAILED) {
+        int code = errno;
+        munmap(rings, ring_size);
+        close(fd);
+        return -code;
+    }
+    char *base = rings;
+    ring->fd = fd;
+    ring->rings = rings;
+    ring->rings_size = ring_size;
+    ring->sqes = sqes;
+    ring->sqes_size = sqes_size;
+    ring->sq_head = (unsigned *)(base + params.sq_off.head);
+    ring->sq_tail = (unsigned *)(base + params.sq_off.tail);
+    ring->sq_mask = *(unsigned *)(base + params.sq_off.ring_mask);
+    ring->sq_entries = params.sq_entries;
+    ring->sq_array = (unsigned *)(base + params.sq_off.array);
+    ring->cq_head = (unsigned *)(base + params.cq_off.head);
+    ring->cq_tail = (unsigned *)(base + params.cq_off.tail);
+    ring->cq_mask = *(unsigned *)(base + params.cq_off.ring_mask);
+    ring->cqes = base + params.cq_off.cqes;
+    ring->local_tail = *ring->sq_tail;
+    return 0;
+}
+
+void creactor_uring_exit(struct creactor_uring *ring) {
+    if (ring->fd < 0) return;
+    munmap(ring->sqes, ring->sqes_size);
+    munmap(ring->rings, ring->rings_size);
+    close(ring->fd);
+    ring->fd = -1;
+}
+
+// The next free submission entry, or 0 when the ring is full (the caller enters to make room).
+static struct io_uring_sqe *next_sqe(struct creactor_uring *ring) {
+    unsigned head = __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
+    if (ring->local_tail - head >= ring->sq_entries) return 0;
+    unsigned index = ring->local_tail & ring->sq_mask;
+    struct io_uring_sqe *sqe = (struct io_uring_sqe *)ring->sqes + index;
+    memset(sqe, 0, sizeof(*sqe));
+    ring->sq_array[index] = index;
+    ring->local_tail++;
+    ring->pending++;
+    return sqe;
+}
+
+int creactor_uring_poll_add(struct creactor_uring *ring, int fd, unsigned mask, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(ring);
+    if (!sqe) return -EBUSY;
+    sqe->opcode = IORING_OP_POLL_ADD;
+    sqe->fd = fd;
+    sqe->poll32_events = mask;
+    sqe->user_data = user_data;
+    return 0;
+}
+
+int creactor_uring_poll_remove(struct creactor_uring *ring, uint64_t target, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(ring);
+    if (!sqe) return -EBUSY;
+    sqe->opcode = IORING_OP_POLL_REMOVE;
+    sqe->fd = -1;
+    sqe->addr = target;
+    sqe->user_data = user_data;
+    return 0;
+}
+
+int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
+    unsigned to_submit = ring->pending;
+    // The entries filled since the last call become the kernel's.
+    __atomic_store_n(ring->sq_tail, ring->local_tail, __ATOMIC_RELEASE);
+    ring->pending = 0;
+    unsigned ready = __atomic_load_n(ring->cq_tail, __ATOMIC_ACQUIRE) - *ring->cq_head;
+    if (timeout_ms == 0 || ready > 0) {
+        // Submit without waiting; nothing to submit costs no system call.
+        if (to_submit == 0) return 0;
+        int result = uring_enter(ring->fd, to_submit, 0, 0, 0, 0);
+        return result < 0 ? -errno : result;
+    }
+    struct __kernel_timespec ts;
+    struct io_uring_getevents_arg arg;
+    memset(&arg, 0, sizeof(arg));
+    if (timeout_ms > 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+        arg.ts = (uint64_t)(uintptr_t)&ts;
+    }
+    int result = uring_enter(ring->fd, to_submit, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+    if (result < 0) {
+        int code = errno;
+        // The time ran out, or a signal came: both are a wait that ended with nothing, as for epoll_wait.
+        if (code == ETIME || code == EINTR) return 0;
+        return -code;
+    }
+    return result;
+}
+
+int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res) {
+    unsigned head = *ring->cq_head;
+    if (head == __atomic_load_n(ring->cq_tail, __ATOMIC_ACQUIRE)) return 0;
+    struct io_uring_cqe *cqe = (struct io_uring_cqe *)ring->cqes + (head & ring->cq_mask);
+    *user_data = cqe->user_data;
+    *res = cqe->res;
+    // Read before the slot goes back to the kernel.
+    __atomic_store_n(ring->cq_head, head + 1, __ATOMIC_RELEASE);
+    return 1;
+}
