@@ -2,7 +2,8 @@
 # The project's test command: installs what the tests need when it is missing, then runs every suite.
 # Usage: scripts/test.sh
 # Passes: Swift tests (main and descriptor-heavy), the same under ThreadSanitizer and AddressSanitizer
-# (SKIP_SANITIZERS=1 skips those), the HTTP/1.1 conformance probe, the page in Chromium.
+# (SKIP_SANITIZERS=1 skips those; the main pass includes the HTTP/1.1 conformance cases), the shared conformance
+# probe as an extra check when ../shared is there, the page in Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,7 +43,7 @@ if [ "${SKIP_SANITIZERS:-0}" != 1 ]; then
 fi
 
 mkdir -p artifacts
-echo "== HTTP/1.1 conformance probe (every case must pass)"
+echo "== the shared HTTP/1.1 conformance probe (an extra check; skipped without ../shared)"
 scripts/conformance.sh .build/debug/poetry
 
 echo "== the page in headless Chromium"
