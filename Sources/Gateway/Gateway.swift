@@ -62,7 +62,7 @@ public final class Gateway {
         installRoutes()
         metrics.routeNames = router.routes.map(\.pattern)
         http.setHandler { [unowned self] request, writer in self.handle(request, writer) }
-        http.onResponse = { [metrics] status, route in metrics.countRequest(route: route, status: status.code) }
+        http.onResponse = { [metrics] status, tag in metrics.countRequest(tag: tag, status: status.code) }
     }
 
     public var port: UInt16 { http.port }
@@ -75,11 +75,13 @@ public final class Gateway {
 
     private func handle(_ request: HTTPRequest, _ writer: HTTPResponseWriter) {
         let match = router.match(method: request.method, path: request.path)
+        let route: Int
         switch match {
-        case .route(let index, _): writer.tag = index
-        case .methodNotAllowed(_, let pattern): writer.tag = router.routes.firstIndex { $0.pattern == pattern } ?? -1
-        case .unmatched: writer.tag = -1
+        case .route(let index, _): route = index
+        case .methodNotAllowed(_, let pattern): route = router.routes.firstIndex { $0.pattern == pattern } ?? -1
+        case .unmatched: route = -1
         }
+        writer.tag = metrics.tag(route: route, method: request.method)
         guard Self.isKnownMethod(request.method) else {
             writer.respond(status: .notImplemented, json: .error("not_implemented", "method \(request.method) is not implemented"))
             return
@@ -96,9 +98,12 @@ public final class Gateway {
         router.get("/healthz") { _, _, writer in
             writer.respond(status: .ok, headers: Self.textHeaders, body: Self.okBody)
         }
-        router.get("/metrics") { [unowned self] _, _, writer in
-            let text = metrics.render(http: http.stats, reactor: reactor.stats, serversRunning: registry.count)
-            writer.respond(status: .ok, text: text, contentType: "text/plain; version=0.0.4; charset=utf-8")
+        router.get("/metrics") { [unowned self] request, _, writer in
+            // Prometheus asks for OpenMetrics first; anyone else gets the classic text format.
+            let openMetrics = request.headers["Accept"]?.lowercased().contains("application/openmetrics-text") ?? false
+            let text = metrics.render(http: http.stats, reactor: reactor.stats, serversRunning: registry.count, openMetrics: openMetrics)
+            writer.respond(status: .ok, text: text, contentType: openMetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                                                              : "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/api/reactor") { [unowned self] _, _, writer in
             let stats = reactor.stats

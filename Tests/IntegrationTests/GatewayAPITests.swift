@@ -151,8 +151,8 @@ struct GatewayAPITests {
                      "poetry_reactor_blocked_seconds_total", "poetry_reactor_busy_seconds_total"] {
             #expect(metrics.text.contains("# TYPE \(name) "), "\(name) missing")
         }
-        #expect(metrics.text.contains(#"poetry_http_requests_total{route="/healthz",status="200"} 1"#))
-        #expect(metrics.text.contains(#"poetry_http_requests_total{route="static",status="404"} 1"#))
+        #expect(metrics.text.contains(#"poetry_http_requests_total{route="/healthz",method="GET",status="200"} 1"#))
+        #expect(metrics.text.contains(#"poetry_http_requests_total{route="static",method="GET",status="404"} 1"#))
     }
 
     @Test func theOpenAPIDescriptionCoversEveryRoute() throws {
