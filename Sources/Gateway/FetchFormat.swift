@@ -34,13 +34,30 @@ enum FetchFormat: String, CaseIterable {
 }
 
 /// Turns fetch events into the bytes of one stream format.
+///
+/// SSE events carry `id: FETCH-N` (N counting from 1) and the stream opens with `retry:`, so an EventSource that
+/// reconnects once the stream ends says `Last-Event-ID`, which the gateway answers with 204 No Content: the HTML
+/// standard's way to tell it to stop, rather than re-running the fetch forever.
 struct FetchEventEncoder {
     let format: FetchFormat
     private var transcript: SeedTranscript
+    /// The fetch's id (`X-Fetch-Id`), the first part of every SSE event id.
+    private let fetchID: Int
+    private var eventsWritten = 0
+    /// How long an EventSource waits before reconnecting; the reconnect only fetches its 204.
+    static let sseRetryMilliseconds = 1000
 
-    init(format: FetchFormat, mode: FetchMode) {
+    init(format: FetchFormat, mode: FetchMode, fetchID: Int = 0) {
         self.format = format
         transcript = SeedTranscript(mode: mode)
+        self.fetchID = fetchID
+    }
+
+    /// `retry:` before the first event, then the event's `id:` and name.
+    private mutating func sseFields(_ name: String, into out: inout [UInt8]) {
+        if eventsWritten == 0 { out.append(contentsOf: "retry: \(Self.sseRetryMilliseconds)\n".utf8) }
+        eventsWritten += 1
+        out.append(contentsOf: "id: \(fetchID)-\(eventsWritten)\nevent: \(name)\ndata: ".utf8)
     }
 
     mutating func encode(_ event: FetchEvent, into out: inout [UInt8]) {
@@ -54,9 +71,8 @@ struct FetchEventEncoder {
             Self.json(for: event).write(to: &out)
             out.append(0x0A)
         case .sse:
-            let json = Self.json(for: event)
-            out.append(contentsOf: "event: \(Self.name(of: event))\ndata: ".utf8)
-            json.write(to: &out)
+            sseFields(Self.name(of: event), into: &out)
+            Self.json(for: event).write(to: &out)
             out.append(contentsOf: [0x0A, 0x0A])
         }
     }
@@ -71,7 +87,7 @@ struct FetchEventEncoder {
             JSON.object([("event", "shutdown"), ("message", .string(message))]).write(to: &out)
             out.append(0x0A)
         case .sse:
-            out.append(contentsOf: "event: shutdown\ndata: ".utf8)
+            sseFields("shutdown", into: &out)
             JSON.object([("event", "shutdown"), ("message", .string(message))]).write(to: &out)
             out.append(contentsOf: [0x0A, 0x0A])
         }

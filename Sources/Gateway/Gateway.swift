@@ -181,6 +181,12 @@ public final class Gateway {
     private func startFetch(_ request: HTTPRequest, _ writer: HTTPResponseWriter) throws(GatewayError) {
         guard !shuttingDown else { throw .conflict("the gateway is shutting down") }
         let fetch = try FetchRequest.parse(request, config: config)
+        if request.headers["Last-Event-ID"] != nil {
+            // An EventSource reconnecting: its stream has ended (a fetch cannot be resumed), and 204 is how the
+            // HTML standard tells it to stop instead of running the fetch again.
+            writer.respond(status: .noContent)
+            return
+        }
         if request.method == "HEAD" {
             // The head a GET would stream under, checked the same way, and no fetch: HEAD must not start work.
             writer.startStream(status: .ok, headers: HTTPHeaders([("Content-Type", fetch.format.contentType), ("Cache-Control", "no-cache")]))
