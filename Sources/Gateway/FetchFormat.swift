@@ -16,7 +16,18 @@ enum FetchFormat: String, CaseIterable {
         }
     }
 
-    /// `format=` wins; otherwise the Accept header; otherwise text.
+    /// The media type alone, as `Accept` names it.
+    var mediaType: String {
+        switch self {
+        case .text: return "text/plain"
+        case .ndjson: return "application/x-ndjson"
+        case .sse: return "text/event-stream"
+        }
+    }
+
+    /// `format=` wins; otherwise the Accept header, weights and all (RFC 9110 §12.5.1): the highest quality, then
+    /// the most specific range (`text/event-stream, */*` is SSE), then text, NDJSON, SSE in that order; 406 when
+    /// every format has quality 0 or matches nothing. No Accept: text.
     static func choose(query: String?, accept: String?) throws(GatewayError) -> FetchFormat {
         if let query {
             switch query {
@@ -26,10 +37,17 @@ enum FetchFormat: String, CaseIterable {
             default: throw .badRequest("unknown format '\(query)': use text, ndjson or sse")
             }
         }
-        let accept = accept?.lowercased() ?? ""
-        if accept.contains("application/x-ndjson") { return .ndjson }
-        if accept.contains("text/event-stream") { return .sse }
-        return .text
+        guard let accept, !accept.allSatisfy({ $0 == " " || $0 == "\t" }) else { return .text }
+        let header = try AcceptHeader(accept)
+        var best: (format: FetchFormat, quality: Double, specificity: Int)?
+        for format in allCases {
+            guard let (quality, specificity) = header.quality(of: format.mediaType), quality > 0 else { continue }
+            if best == nil || quality > best!.quality || (quality == best!.quality && specificity > best!.specificity) {
+                best = (format, quality, specificity)
+            }
+        }
+        guard let best else { throw .noAcceptableMediaType(offered: allCases.map(\.mediaType)) }
+        return best.format
     }
 }
 
