@@ -91,6 +91,9 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Largest request head in bytes.")
     var maxHeaderBytes = 32 * 1024
 
+    @Option(help: "Most header fields in one request (more gets 431).")
+    var maxHeaderFields = HTTPLimits().maxHeaderCount
+
     @Option(help: "Largest request body in bytes.")
     var maxBodyBytes = 1024 * 1024
 
@@ -98,7 +101,7 @@ struct GatewayCommand: ParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
         guard maxPoemBytes > 0 else { throw ValidationError("--max-poem-bytes must be positive.") }
         guard fetchDeadline > 0, fetchDeadline.isFinite else { throw ValidationError("--fetch-deadline must be a positive number of seconds.") }
-        guard maxServers > 0, maxTargets > 0, maxStreams > 0, maxBlockingFetches > 0, maxConnections > 0 else {
+        guard maxServers > 0, maxTargets > 0, maxStreams > 0, maxBlockingFetches > 0, maxConnections > 0, maxHeaderFields > 0 else {
             throw ValidationError("limits must be positive.")
         }
         guard headerTimeout > 0, idleTimeout > 0, bodyTimeout > 0, sendTimeout > 0, fetchTimeout > 0 else { throw ValidationError("timeouts must be positive.") }
@@ -130,6 +133,7 @@ struct GatewayCommand: ParsableCommand {
         config.http.sendTimeout = sendTimeout
         config.http.limits.maxHeaderBytes = maxHeaderBytes
         config.http.limits.maxBodyBytes = maxBodyBytes
+        config.http.limits.maxHeaderCount = maxHeaderFields
         let gateway: Gateway
         do {
             gateway = try Gateway(config: config)
