@@ -170,6 +170,7 @@ public final class Gateway {
     private static let okBody = Array("ok\n".utf8)
 
     private func startServer(_ request: HTTPRequest) throws(GatewayError) -> ManagedServer {
+        try ServerRequest.check(contentType: request.headers["Content-Type"], body: request.body)
         let body = try ServerRequest.decode(request.body)
         let (entry, mode, serverConfig) = try body.validated(catalog: PoemCatalog(directory: catalogDirectory),
                                                               allowRemote: config.allowRemoteServers)

@@ -6,6 +6,8 @@ import Reactor
 enum GatewayError: Error {
     /// Nothing the route can send is acceptable by the request's `Accept` (406); the media types it offers.
     case noAcceptableMediaType(offered: [String])
+    /// A request body of a type the route does not take (415).
+    case unsupportedMediaType(String)
     case badRequest(String)
     case notFound(String)
     case conflict(String)
@@ -22,6 +24,7 @@ enum GatewayError: Error {
     var status: HTTPStatus {
         switch self {
         case .noAcceptableMediaType: return .notAcceptable
+        case .unsupportedMediaType: return .unsupportedMediaType
         case .badRequest: return .badRequest
         case .notFound: return .notFound
         case .conflict: return .conflict
@@ -37,6 +40,7 @@ enum GatewayError: Error {
     var code: String {
         switch self {
         case .noAcceptableMediaType: return "not_acceptable"
+        case .unsupportedMediaType: return "unsupported_media_type"
         case .badRequest: return "bad_request"
         case .notFound: return "not_found"
         case .conflict: return "conflict"
@@ -53,6 +57,7 @@ enum GatewayError: Error {
 
     var message: String {
         switch self {
+        case .unsupportedMediaType(let text): return text
         case .noAcceptableMediaType(let offered):
             return "the Accept header allows none of \(offered.joined(separator: ", ")); accept one, or give format=text, ndjson or sse"
         case .badRequest(let text), .notFound(let text), .conflict(let text), .unauthorized(let text), .forbidden(let text), .notAcceptable(let text):

@@ -50,12 +50,16 @@ public enum FetchTargets {
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         case portNotInteger(String)
         case invalid(String)
+        /// Nothing between two commas (or none at all): the target's position, from 1.
+        case empty(position: Int)
 
         public var description: String {
             switch self {
             // The seed's words, then which address broke them: among many targets, the one to fix.
             case .portNotInteger(let text): return "Ports must be integers: '\(text)'."
-            case .invalid(let text): return "Invalid address '\(text)': expected PORT or HOST:PORT with a literal IP host."
+            case .invalid(let text):
+                return "Invalid address '\(text)': expected PORT or HOST:PORT, HOST an IP address or localhost (names are not looked up), PORT 1 to 65535."
+            case .empty(let position): return "Target \(position) is empty: expected PORT or HOST:PORT."
             }
         }
     }
@@ -65,6 +69,7 @@ public enum FetchTargets {
     public static func parse(_ texts: [String]) throws(ParseError) -> [FetchTask] {
         var tasks: [FetchTask] = []
         for (index, text) in texts.enumerated() {
+            guard !text.isEmpty else { throw .empty(position: index + 1) }
             let host: String
             let port: Substring
             if let colon = text.lastIndex(of: ":") {
