@@ -173,7 +173,8 @@ public final class Gateway {
         try ServerRequest.check(contentType: request.headers["Content-Type"], body: request.body)
         let body = try ServerRequest.decode(request.body)
         let (entry, mode, serverConfig) = try body.validated(catalog: PoemCatalog(directory: catalogDirectory),
-                                                              allowRemote: config.allowRemoteServers)
+                                                              allowRemote: config.allowRemoteServers,
+                                                              defaultInterface: config.serverInterface)
         let server = try registry.start(poem: entry.name, mode: mode, config: serverConfig)
         logger.info("started \(mode.rawValue) server \(server.id) for \(entry.name) on port \(server.port)")
         return server
@@ -215,7 +216,7 @@ public final class Gateway {
     public func startDemoServers(delay: Double = 0.1) throws(GatewayStartError) -> [UInt16] {
         var ports: [UInt16] = []
         for (poem, numBytes) in [("ecstasy", 30), ("fascination", 10), ("science", 10)] {
-            let request = ServerRequest(poem: poem, mode: "async", port: 0, iface: "127.0.0.1", numBytes: numBytes, delay: delay)
+            let request = ServerRequest(poem: poem, mode: "async", port: 0, iface: config.serverInterface, numBytes: numBytes, delay: delay)
             do throws(GatewayError) {
                 let (entry, mode, serverConfig) = try request.validated(catalog: PoemCatalog(directory: catalogDirectory), allowRemote: false)
                 ports.append(try registry.start(poem: entry.name, mode: mode, config: serverConfig).port)

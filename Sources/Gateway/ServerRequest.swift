@@ -145,7 +145,8 @@ struct ServerRequest: Decodable {
     }
 
     /// Checks every field and builds the server's configuration.
-    func validated(catalog: PoemCatalog, allowRemote: Bool) throws(GatewayError) -> (PoemCatalog.Entry, FetchMode, PoetryServerConfig) {
+    /// `defaultInterface`: where a server binds when `iface` is not given (the gateway's own loopback family).
+    func validated(catalog: PoemCatalog, allowRemote: Bool, defaultInterface: String = "127.0.0.1") throws(GatewayError) -> (PoemCatalog.Entry, FetchMode, PoetryServerConfig) {
         guard let entry = catalog.entry(named: poem) else {
             throw .notFound("no poem named '\(poem)'; GET /api/poems lists them")
         }
@@ -163,7 +164,7 @@ struct ServerRequest: Decodable {
         guard (1...65536).contains(numBytes) else { throw .badRequest("numBytes must be between 1 and 65536") }
         let delay = self.delay ?? PoetryServerConfig.defaultDelay
         guard delay.isFinite, (0...60).contains(delay) else { throw .badRequest("delay must be between 0 and 60 seconds") }
-        let iface = self.iface ?? "127.0.0.1"
+        let iface = self.iface ?? defaultInterface
         let address: SocketAddress
         do {
             address = try SocketAddress(host: iface, port: UInt16(port))

@@ -56,26 +56,33 @@ public enum BlockingFetch {
     private static func fetchOne(_ task: FetchTask, timeout: Double?, limits: FetchLimits, control: BlockingFetchControl,
                                  elapsed: () -> Double, observer: (FetchEvent) -> Void) -> Result<[UInt8], Reason> {
         let deadline = limits.deadline.map { MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: $0) }
-        let fd: Int32
-        do {
-            fd = try Socket.makeStream(for: task.address, nonBlocking: false)
-        } catch {
-            return .failure(Reason(text: error.reason))
+        var fd: Int32 = -1
+        // The task's address, then its fallback if that one refused (localhost: 127.0.0.1, then ::1).
+        var addresses = [task.address] + (task.fallback.map { [$0] } ?? [])
+        while true {
+            let address = addresses.removeFirst()
+            do {
+                fd = try Socket.makeStream(for: address, nonBlocking: false)
+            } catch {
+                return .failure(Reason(text: error.reason))
+            }
+            control.using(fd)
+            if let timeout { Socket.setTimeouts(fd, seconds: timeout) }
+            if address.withSockAddr({ connect(fd, $0, $1) }) == 0 { break }
+            let code = errno
+            control.done()
+            close(fd)
+            guard code == ECONNREFUSED, !addresses.isEmpty, !control.isCancelled else {
+                return .failure(Reason(text: code == EINPROGRESS || code == EAGAIN ? "Connection timed out" : ConnectErrorText.text(code)))
+            }
         }
-        control.using(fd)
         defer {
             control.done()
             close(fd)
         }
-        if let timeout { Socket.setTimeouts(fd, seconds: timeout) }
         // The socket timeout in force: the stall timeout, or less once the deadline is nearer than that.
         var waitLimit = timeout
         var deadlineIsNearer = false
-        let connected = task.address.withSockAddr { connect(fd, $0, $1) }
-        guard connected == 0 else {
-            let code = errno
-            return .failure(Reason(text: code == EINPROGRESS || code == EAGAIN ? "Connection timed out" : ConnectErrorText.text(code)))
-        }
         observer(.connected(task: task.number, t: elapsed()))
         var poem: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)

@@ -10,10 +10,13 @@ public enum FetchMode: String, Sendable, CaseIterable {
 public struct FetchTask: Sendable, Equatable {
     public let number: Int
     public let address: SocketAddress
+    /// Tried when `address` refuses the connection: `localhost` is 127.0.0.1, then ::1, as curl tries it.
+    public let fallback: SocketAddress?
 
-    public init(number: Int, address: SocketAddress) {
+    public init(number: Int, address: SocketAddress, fallback: SocketAddress? = nil) {
         self.number = number
         self.address = address
+        self.fallback = fallback
     }
 }
 
@@ -82,7 +85,8 @@ public enum FetchTargets {
             guard !port.isEmpty, port.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw .portNotInteger(text) }
             guard let number = UInt16(port), number > 0, !host.isEmpty,
                   let address = try? SocketAddress(host: host, port: number) else { throw .invalid(text) }
-            tasks.append(FetchTask(number: index + 1, address: address))
+            let fallback = host == "localhost" ? try? SocketAddress(host: "::1", port: number) : nil
+            tasks.append(FetchTask(number: index + 1, address: address, fallback: fallback))
         }
         return tasks
     }

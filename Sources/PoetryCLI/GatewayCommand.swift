@@ -154,7 +154,9 @@ struct GatewayCommand: ParsableCommand {
         if demo {
             do {
                 let ports = try gateway.startDemoServers(delay: demoDelay)
-                let targets = ports.map(String.init).joined(separator: ",")
+                // A bare port means 127.0.0.1; on an IPv6 gateway the servers are on ::1, which localhost reaches.
+                let onIPv6 = gateway.config.serverInterface == "::1"
+                let targets = ports.map { onIPv6 ? "localhost:\($0)" : String($0) }.joined(separator: ",")
                 Console.out("Demo servers (ecstasy, fascination, science) on ports \(ports.map(String.init).joined(separator: ", ")). Fetch them:")
                 Console.out("  curl -N '\(gateway.url)api/fetch?mode=async&targets=\(targets)'")
                 Console.out("  curl -N '\(gateway.url)api/fetch?mode=blocking&targets=\(targets)'")
