@@ -25,11 +25,11 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Reactor backend (select, poll, epoll).")
     var reactor: BackendKindArgument = .default
 
-    @Option(help: "Directory of poems (NAME.txt).")
-    var poetryDir = "./poetry"
+    @Option(help: "Directory of poems (NAME.txt). Default: the package's own poetry/, found beside the executable.")
+    var poetryDir: String?
 
-    @Option(help: "Directory of the page and static files.")
-    var publicDir = "./public"
+    @Option(help: "Directory of the page and static files. Default: the package's own public/, found beside the executable.")
+    var publicDir: String?
 
     @Flag(help: "Also start the seed's three servers and print the curl line that fetches from them.")
     var demo = false
@@ -112,8 +112,11 @@ struct GatewayCommand: ParsableCommand {
         config.host = host
         config.port = UInt16(port)
         config.backend = reactor.kind
-        config.poetryDirectory = poetryDir
-        config.publicDirectory = publicDir
+        do throws(PackageFolders.Failure) {
+            (config.poetryDirectory, config.publicDirectory) = try PackageFolders.locate(poetry: poetryDir, public: publicDir)
+        } catch {
+            throw CommandFailure(message: "poetry gateway: \(error.message)")
+        }
         config.allowRemoteTargets = allowRemoteTargets
         config.allowRemoteServers = allowRemoteServers
         config.token = token ?? getenv("POETRY_GATEWAY_TOKEN").map { String(cString: $0) }
