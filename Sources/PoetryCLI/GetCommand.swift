@@ -59,20 +59,28 @@ struct GetCommand: ParsableCommand {
             throw fail(error.description, status: 2)
         }
         let mode: FetchMode = blocking ? .blocking : .async
+        var interrupted = false
         let limits = FetchLimits(maxPoemBytes: maxPoemBytes, deadline: fetchDeadline)
         var transcript = SeedTranscript(mode: mode)
         var poems: [Int: [UInt8]] = [:]
         var anyFailed = false
+        var (finishedCount, failedCount) = (0, 0)
         let quiet = self.quiet
         let printPoems = self.printPoems
         let observe: (FetchEvent) -> Void = { event in
             switch event {
-            case .finished(let task, _, let poem, _) where printPoems: poems[task] = poem
-            case .failed: anyFailed = true
-            case .received where quiet: return
+            case .finished(let task, _, let poem, _):
+                finishedCount += 1
+                if printPoems { poems[task] = poem }
+            case .failed:
+                anyFailed = true
+                failedCount += 1
             default: break
             }
-            for line in transcript.lines(for: event) { Console.out(line) }
+            // The transcript sees every event (it keeps the per-task totals); --quiet only drops the per-read lines.
+            let lines = transcript.lines(for: event)
+            if quiet, case .received = event { return }
+            for line in lines { Console.out(line) }
         }
         switch mode {
         case .blocking:
@@ -88,9 +96,17 @@ struct GetCommand: ParsableCommand {
                 observe(event)
                 if case .summary = event { loop.stop() }
             }
+            let startedAt = MonotonicClock.now()
             fetch.start()
             try loop.onSignals { _ in
+                guard !fetch.isFinished else { return }
+                // Ctrl-C: the totals so far and the summary, then exit 130 as an interrupted program does.
                 fetch.cancel()
+                interrupted = true
+                let unfinished = tasks.count - finishedCount - failedCount
+                observe(.summary(poems: finishedCount, failed: failedCount,
+                                 elapsed: MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() &- startedAt)))
+                Console.err("Interrupted: \(unfinished) task\(unfinished == 1 ? "" : "s") unfinished.")
                 loop.stop()
             }
             try loop.run()
@@ -103,6 +119,7 @@ struct GetCommand: ParsableCommand {
                 Console.out(String(decoding: poem, as: UTF8.self))
             }
         }
+        if interrupted { throw ExitCode(130) }
         if anyFailed { throw ExitCode(1) }
     }
 }
