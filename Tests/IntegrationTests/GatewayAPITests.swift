@@ -205,6 +205,33 @@ struct GatewayAPITests {
         #expect(metrics.text.contains(#"poetry_http_requests_total{route="static",method="GET",status="404"} 1"#))
     }
 
+    /// The description says what is always there and every status the API can answer, and works wherever the
+    /// gateway runs (a relative server URL, not a fixed port).
+    @Test func theOpenAPIDescriptionNamesRequiredFieldsAndEveryStatus() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let spec = CurlClient().request("\(gateway.url)/openapi.yaml").text
+        #expect(spec.contains("servers:\n  - url: /\n"))
+        #expect(!spec.contains("http://127.0.0.1:8080\n"))
+        for schema in ["Poem", "Server", "ReactorStats"] {
+            let block = spec.components(separatedBy: "\n    \(schema):\n").dropFirst().first ?? ""
+            #expect(block.hasPrefix("      type: object\n      required: ["), "\(schema) lists no required fields")
+        }
+        let fetchEvents = spec.split(separator: "\n").filter { $0.contains("event: { const:") }
+        #expect(fetchEvents.count == 8)
+        #expect(fetchEvents.allSatisfy { $0.contains("required: [event") })
+        // Each operation's responses, up to the next operation.
+        let operations = spec.components(separatedBy: "\n      responses:\n").dropFirst()
+        #expect(operations.count == 9)
+        for responses in operations {
+            let codes = responses.split(separator: "\n").prefix { $0.hasPrefix("        ") }.compactMap { $0.firstMatch(of: /^        "(\d{3})":/)?.output.1 }
+            for code in ["400", "405", "408", "413", "414", "431"] {
+                #expect(codes.contains(Substring(code)), "an operation lacks \(code): \(codes)")
+            }
+        }
+        #expect(spec.contains(#""415":"#) && spec.contains(#""406":"#) && spec.contains(#""429":"#) && spec.contains(#""401":"#))
+    }
+
     @Test func theOpenAPIDescriptionCoversEveryRoute() throws {
         let gateway = try TestGateway()
         defer { gateway.stop() }
