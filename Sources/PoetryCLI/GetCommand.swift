@@ -19,13 +19,13 @@ struct GetCommand: ParsableCommand {
     @Option(help: "Reactor backend for --async (select, poll, epoll).")
     var reactor: BackendKindArgument = .default
 
-    @Option(help: "Fail a task that connects or receives nothing for this many seconds.")
+    @Option(parsing: .unconditional, help: "Fail a task that connects or receives nothing for this many seconds.")
     var timeout: Double = 10
 
     @Option(help: "Fail a task whose poem is longer than this many bytes.")
     var maxPoemBytes = FetchLimits.defaultMaxPoemBytes
 
-    @Option(help: "Fail a task not finished this many seconds after it began (default: no deadline).")
+    @Option(parsing: .unconditional, help: "Fail a task not finished this many seconds after it began (default: no deadline).")
     var fetchDeadline: Double?
 
     @Flag(help: "Print each poem's text after the report.")
@@ -48,7 +48,7 @@ struct GetCommand: ParsableCommand {
 
     func run() throws {
         guard !addresses.isEmpty else {
-            throw fail("Usage: poetry get [--blocking | --async] [options] ADDRESS...\nGive at least one ADDRESS (PORT or HOST:PORT); see poetry get --help.", status: 2)
+            throw fail("Usage: poetry get [--blocking | --async] [options] ADDRESS...\nGive at least one ADDRESS (PORT or HOST:PORT); see poetry get --help.", status: ExitCode.validationFailure.rawValue)
         }
         let tasks: [FetchTask]
         do {
@@ -56,7 +56,7 @@ struct GetCommand: ParsableCommand {
             // fan-out of thousands off the argument parser.
             tasks = try FetchTargets.parse(addresses.flatMap { $0.split(separator: ",").map(String.init) })
         } catch {
-            throw fail(error.description, status: 2)
+            throw fail(error.description, status: ExitCode.validationFailure.rawValue)
         }
         let mode: FetchMode = blocking ? .blocking : .async
         var interrupted = false
