@@ -15,9 +15,12 @@ struct GetInterruptTests {
         #expect(result.status == 0)
         #expect(result.out.contains("Task 1: 653 bytes of poetry\n"), "\(result.out)")
         #expect(!result.out.contains("got 160 bytes"))
-        // A task that fails after some reads: its total is what it received, as without --quiet.
-        let loud = try runPoetry(["get", "--async", "--max-poem-bytes", "200", String(port)])
-        let quiet = try runPoetry(["get", "--async", "--quiet", "--max-poem-bytes", "200", String(port)])
+        // A task that fails after a read (one send, then a stall far longer than --timeout): its total is what
+        // it received, as without --quiet.
+        let (stalling, stallingPort) = try startServe(["--async", "--delay", "60", "--num-bytes", "160", "poetry/science.txt"])
+        defer { stalling.terminate(); stalling.waitUntilExit() }
+        let loud = try runPoetry(["get", "--async", "--timeout", "0.5", String(stallingPort)])
+        let quiet = try runPoetry(["get", "--async", "--quiet", "--timeout", "0.5", String(stallingPort)])
         #expect(loud.out.contains("Task 1: 160 bytes of poetry\n"), "\(loud.out)")
         #expect(quiet.out.contains("Task 1: 160 bytes of poetry\n"), "\(quiet.out)")
         #expect(quiet.status == 1)
