@@ -4,9 +4,10 @@
 Starts `poetry gateway` on a free port, sets up the seed's scenario with small delays through the page's own
 controls, races blocking against async, and checks that every task finished, the chart has its marks and the
 speedup is shown. Then replays the shareable link and checks the page at 375 px, stops a server mid-poem and
-checks the page shows that task cut short, and runs the page against a gateway that needs a token. Then (issue 18) a first run on `--demo` with one press, the link three times reusing its servers, the loop's
-numbers against its marks, the timeline's fit at 1280 and 375 px (reduced motion), the page in Chinese, and axe-core.
-Saves screenshots in artifacts/. Usage: scripts/browser_test.py [path/to/poetry]
+checks the page shows that task cut short, runs the page against a gateway that needs a token, and checks that an
+EventSource on a fetch sees it once and stops. Then (issue 18) a first run on `--demo` with one press, the link three
+times reusing its servers, the loop's numbers against its marks, the timeline's fit at 1280 and 375 px (reduced
+motion), the page in Chinese, and axe-core. Saves screenshots in artifacts/. Usage: scripts/browser_test.py [path/to/poetry]
 """
 import base64
 import json
@@ -179,6 +180,37 @@ def work_with_a_token(driver, binary):
     finally:
         secured.terminate()
         secured.wait(timeout=5)
+
+
+def event_source_fetches_once(driver, url):
+    """An EventSource on /api/fetch sees one fetch and stops: the stream's events carry ids, and the reconnect
+    EventSource makes when a stream ends (with Last-Event-ID) gets 204, which closes it for good."""
+    body = json.dumps({"poem": "science", "numBytes": 200, "delay": 0.001}).encode()
+    request = urllib.request.Request(url + "api/servers", data=body, method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        port = json.loads(response.read())["port"]
+
+    def fetches_started():
+        with urllib.request.urlopen(url + "metrics", timeout=10) as response:
+            text = response.read().decode()
+        return float(re.search(r"^poetry_fetches_total (\S+)$", text, re.M).group(1))
+
+    before = fetches_started()
+    driver.go(url + "healthz")  # any page of the gateway's origin, with nothing of its own running
+    driver.js("""
+        const seen = window.seen = {opens: 0, summaries: 0, ids: []};
+        const source = window.source = new EventSource('/api/fetch?format=sse&targets=' + arguments[0]);
+        source.onopen = () => seen.opens++;
+        source.addEventListener('summary', event => { seen.summaries++; seen.ids.push(event.lastEventId); });
+    """, port)
+    # CLOSED (2) only once a reconnect was refused; without the 204 it reconnects and fetches again forever.
+    driver.wait("return window.source.readyState === 2", timeout=30, what="EventSource: to close after its 204")
+    seen = driver.js("return window.seen")
+    assert seen["opens"] == 1 and seen["summaries"] == 1, f"EventSource: {seen}"
+    assert re.fullmatch(r"\d+-\d+", seen["ids"][0]), f"EventSource: summary id {seen['ids']}"
+    started = fetches_started() - before
+    assert started == 1, f"EventSource: {started} fetches started"
+    return f"one fetch, summary id {seen['ids'][0]}, then closed"
 
 
 # --- issue 18: the first run, the link's reuse, three lanes, the loop's numbers, a phone, 中文, axe ---
@@ -391,6 +423,7 @@ def main():
                   ("scenario link at 375px", "page-375-failed.png", lambda: replay_link_at_375px(driver, url)),
                   ("a poem cut short", "page-cut-short-failed.png", lambda: show_a_poem_cut_short(driver, url)),
                   ("with --token", "page-token-failed.png", lambda: work_with_a_token(driver, binary)),
+                  ("EventSource fetches once", "event-source-failed.png", lambda: event_source_fetches_once(driver, url)),
                   ("first run with --demo", "page-first-run-failed.png", lambda: first_run_with_demo(driver, binary)),
                   ("the link three times", "page-link-failed.png", lambda: link_reuses_servers(driver, url)),
                   ("wake-up numbers", "page-wakeups-failed.png", lambda: wakeup_numbers_agree(driver, url)),

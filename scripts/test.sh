@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the tests need when it is missing, then runs every suite.
+# The project's test command: installs what the tests need when it is missing (apt packages, prometheus_client
+# from PyPI), then runs every suite.
 # Usage: scripts/test.sh
 # Passes: Swift tests (main and descriptor-heavy), the same under ThreadSanitizer and AddressSanitizer
-# (SKIP_SANITIZERS=1 skips those), the HTTP/1.1 conformance probe, the page in Chromium.
+# (SKIP_SANITIZERS=1 skips those; the main pass includes the HTTP/1.1 conformance cases), the shared conformance
+# probe as an extra check when ../shared is there, the page in Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,16 @@ if ! python3 -c 'import axe_selenium_python' 2>/dev/null; then
     echo "== installing axe-selenium-python"
     python3 -m pip install --quiet axe-selenium-python 2>/dev/null \
         || python3 -m pip install --quiet --break-system-packages axe-selenium-python
+fi
+# The metrics tests parse /metrics with Prometheus' reference Python parsers.
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+    echo "== installing prometheus_client (PyPI)"
+    # pip where there is one (a Debian python3 needs --break-system-packages), else Debian's own package.
+    python3 -m pip install --quiet prometheus_client 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages prometheus_client 2>/dev/null \
+        || { if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+             $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-prometheus-client >/dev/null; }
+    python3 -c 'import prometheus_client' || { echo "could not install prometheus_client" >&2; exit 1; }
 fi
 
 echo "== building"
@@ -51,7 +63,7 @@ if [ "${SKIP_SANITIZERS:-0}" != 1 ]; then
 fi
 
 mkdir -p artifacts
-echo "== HTTP/1.1 conformance probe (every case must pass)"
+echo "== the shared HTTP/1.1 conformance probe (an extra check; skipped without ../shared)"
 scripts/conformance.sh .build/debug/poetry
 
 echo "== the page in headless Chromium"

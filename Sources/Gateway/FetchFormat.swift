@@ -16,7 +16,18 @@ enum FetchFormat: String, CaseIterable {
         }
     }
 
-    /// `format=` wins; otherwise the Accept header; otherwise text.
+    /// The media type alone, as `Accept` names it.
+    var mediaType: String {
+        switch self {
+        case .text: return "text/plain"
+        case .ndjson: return "application/x-ndjson"
+        case .sse: return "text/event-stream"
+        }
+    }
+
+    /// `format=` wins; otherwise the Accept header, weights and all (RFC 9110 §12.5.1): the highest quality, then
+    /// the most specific range (`text/event-stream, */*` is SSE), then text, NDJSON, SSE in that order; 406 when
+    /// every format has quality 0 or matches nothing. No Accept: text.
     static func choose(query: String?, accept: String?) throws(GatewayError) -> FetchFormat {
         if let query {
             switch query {
@@ -26,21 +37,45 @@ enum FetchFormat: String, CaseIterable {
             default: throw .badRequest("unknown format '\(query)': use text, ndjson or sse")
             }
         }
-        let accept = accept?.lowercased() ?? ""
-        if accept.contains("application/x-ndjson") { return .ndjson }
-        if accept.contains("text/event-stream") { return .sse }
-        return .text
+        guard let accept, !accept.allSatisfy({ $0 == " " || $0 == "\t" }) else { return .text }
+        let header = try AcceptHeader(accept)
+        var best: (format: FetchFormat, quality: Double, specificity: Int)?
+        for format in allCases {
+            guard let (quality, specificity) = header.quality(of: format.mediaType), quality > 0 else { continue }
+            if best == nil || quality > best!.quality || (quality == best!.quality && specificity > best!.specificity) {
+                best = (format, quality, specificity)
+            }
+        }
+        guard let best else { throw .noAcceptableMediaType(offered: allCases.map(\.mediaType)) }
+        return best.format
     }
 }
 
 /// Turns fetch events into the bytes of one stream format.
+///
+/// SSE events carry `id: FETCH-N` (N counting from 1) and the stream opens with `retry:`, so an EventSource that
+/// reconnects once the stream ends says `Last-Event-ID`, which the gateway answers with 204 No Content: the HTML
+/// standard's way to tell it to stop, rather than re-running the fetch forever.
 struct FetchEventEncoder {
     let format: FetchFormat
     private var transcript: SeedTranscript
+    /// The fetch's id (`X-Fetch-Id`), the first part of every SSE event id.
+    private let fetchID: Int
+    private var eventsWritten = 0
+    /// How long an EventSource waits before reconnecting; the reconnect only fetches its 204.
+    static let sseRetryMilliseconds = 1000
 
-    init(format: FetchFormat, mode: FetchMode) {
+    init(format: FetchFormat, mode: FetchMode, fetchID: Int = 0) {
         self.format = format
         transcript = SeedTranscript(mode: mode)
+        self.fetchID = fetchID
+    }
+
+    /// `retry:` before the first event, then the event's `id:` and name.
+    private mutating func sseFields(_ name: String, into out: inout [UInt8]) {
+        if eventsWritten == 0 { out.append(contentsOf: "retry: \(Self.sseRetryMilliseconds)\n".utf8) }
+        eventsWritten += 1
+        out.append(contentsOf: "id: \(fetchID)-\(eventsWritten)\nevent: \(name)\ndata: ".utf8)
     }
 
     mutating func encode(_ event: FetchEvent, into out: inout [UInt8]) {
@@ -54,9 +89,8 @@ struct FetchEventEncoder {
             Self.json(for: event).write(to: &out)
             out.append(0x0A)
         case .sse:
-            let json = Self.json(for: event)
-            out.append(contentsOf: "event: \(Self.name(of: event))\ndata: ".utf8)
-            json.write(to: &out)
+            sseFields(Self.name(of: event), into: &out)
+            Self.json(for: event).write(to: &out)
             out.append(contentsOf: [0x0A, 0x0A])
         }
     }
@@ -71,7 +105,7 @@ struct FetchEventEncoder {
             JSON.object([("event", "shutdown"), ("message", .string(message))]).write(to: &out)
             out.append(0x0A)
         case .sse:
-            out.append(contentsOf: "event: shutdown\ndata: ".utf8)
+            sseFields("shutdown", into: &out)
             JSON.object([("event", "shutdown"), ("message", .string(message))]).write(to: &out)
             out.append(contentsOf: [0x0A, 0x0A])
         }

@@ -58,7 +58,7 @@ struct FetchRequest {
         var timeout = config.fetchTimeout
         if let text = value("timeout") {
             guard let seconds = Double(text), seconds.isFinite, seconds > 0, seconds <= 3600 else {
-                throw .badRequest("timeout must be a number of seconds between 0 and 3600")
+                throw .badRequest("timeout must be a number of seconds above 0 and at most 3600, not '\(text)'")
             }
             timeout = seconds
         }

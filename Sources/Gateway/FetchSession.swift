@@ -41,7 +41,7 @@ final class FetchSession {
         self.writer = writer
         self.metrics = metrics
         self.onEnd = onEnd
-        encoder = FetchEventEncoder(format: format, mode: mode)
+        encoder = FetchEventEncoder(format: format, mode: mode, fetchID: id)
         out.reserveCapacity(4096)
     }
 

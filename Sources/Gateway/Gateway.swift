@@ -62,7 +62,7 @@ public final class Gateway {
         installRoutes()
         metrics.routeNames = router.routes.map(\.pattern)
         http.setHandler { [unowned self] request, writer in self.handle(request, writer) }
-        http.onResponse = { [metrics] status, route in metrics.countRequest(route: route, status: status.code) }
+        http.onResponse = { [metrics] status, tag in metrics.countRequest(tag: tag, status: status.code) }
     }
 
     public var port: UInt16 { http.port }
@@ -75,11 +75,13 @@ public final class Gateway {
 
     private func handle(_ request: HTTPRequest, _ writer: HTTPResponseWriter) {
         let match = router.match(method: request.method, path: request.path)
+        let route: Int
         switch match {
-        case .route(let index, _): writer.setTag(index)
-        case .methodNotAllowed(_, let pattern): writer.setTag(router.routes.firstIndex { $0.pattern == pattern } ?? -1)
-        case .unmatched: writer.setTag(-1)
+        case .route(let index, _): route = index
+        case .methodNotAllowed(_, let pattern): route = router.routes.firstIndex { $0.pattern == pattern } ?? -1
+        case .unmatched: route = -1
         }
+        writer.setTag(metrics.tag(route: route, method: request.method))
         guard Self.isKnownMethod(request.method) else {
             writer.respond(status: .notImplemented, json: .error("not_implemented", "method \(request.method) is not implemented"))
             return
@@ -96,9 +98,12 @@ public final class Gateway {
         router.get("/healthz") { _, _, writer in
             writer.respond(status: .ok, headers: Self.textHeaders, body: Self.okBody)
         }
-        router.get("/metrics") { [unowned self] _, _, writer in
-            let text = metrics.render(http: http.stats, reactor: reactor.stats, serversRunning: registry.count)
-            writer.respond(status: .ok, text: text, contentType: "text/plain; version=0.0.4; charset=utf-8")
+        router.get("/metrics") { [unowned self] request, _, writer in
+            // Prometheus asks for OpenMetrics first; anyone else gets the classic text format.
+            let openMetrics = request.headers["Accept"]?.lowercased().contains("application/openmetrics-text") ?? false
+            let text = metrics.render(http: http.stats, reactor: reactor.stats, serversRunning: registry.count, openMetrics: openMetrics)
+            writer.respond(status: .ok, text: text, contentType: openMetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                                                              : "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/api/reactor") { [unowned self] _, _, writer in
             let stats = reactor.stats
@@ -165,9 +170,11 @@ public final class Gateway {
     private static let okBody = Array("ok\n".utf8)
 
     private func startServer(_ request: HTTPRequest) throws(GatewayError) -> ManagedServer {
+        try ServerRequest.check(contentType: request.headers["Content-Type"], body: request.body)
         let body = try ServerRequest.decode(request.body)
         let (entry, mode, serverConfig) = try body.validated(catalog: PoemCatalog(directory: catalogDirectory),
-                                                              allowRemote: config.allowRemoteServers)
+                                                              allowRemote: config.allowRemoteServers,
+                                                              defaultInterface: config.serverInterface)
         let server = try registry.start(poem: entry.name, mode: mode, config: serverConfig)
         logger.info("started \(mode.rawValue) server \(server.id) for \(entry.name) on port \(server.port)")
         return server
@@ -176,6 +183,12 @@ public final class Gateway {
     private func startFetch(_ request: HTTPRequest, _ writer: HTTPResponseWriter) throws(GatewayError) {
         guard !shuttingDown else { throw .conflict("the gateway is shutting down") }
         let fetch = try FetchRequest.parse(request, config: config)
+        if request.headers["Last-Event-ID"] != nil {
+            // An EventSource reconnecting: its stream has ended (a fetch cannot be resumed), and 204 is how the
+            // HTML standard tells it to stop instead of running the fetch again.
+            writer.respond(status: .noContent)
+            return
+        }
         if request.method == "HEAD" {
             // The head a GET would stream under, checked the same way, and no fetch: HEAD must not start work.
             writer.startStream(status: .ok, headers: HTTPHeaders([("Content-Type", fetch.format.contentType), ("Cache-Control", "no-cache")]))
@@ -207,7 +220,7 @@ public final class Gateway {
     public func startDemoServers(delay: Double = 0.1) throws(GatewayStartError) -> [UInt16] {
         var ports: [UInt16] = []
         for (poem, numBytes) in [("ecstasy", 30), ("fascination", 10), ("science", 10)] {
-            let request = ServerRequest(poem: poem, mode: "async", port: 0, iface: "127.0.0.1", numBytes: numBytes, delay: delay)
+            let request = ServerRequest(poem: poem, mode: "async", port: 0, iface: config.serverInterface, numBytes: numBytes, delay: delay)
             do throws(GatewayError) {
                 let (entry, mode, serverConfig) = try request.validated(catalog: PoemCatalog(directory: catalogDirectory), allowRemote: false)
                 ports.append(try registry.start(poem: entry.name, mode: mode, config: serverConfig).port)

@@ -42,6 +42,13 @@ public struct GatewayConfig: Sendable {
 
     public init() {}
 
+    /// Where started servers bind by default: ::1 for a gateway on IPv6 loopback (its clients speak IPv6 there),
+    /// else 127.0.0.1.
+    public var serverInterface: String {
+        guard let address = try? SocketAddress(host: host, port: 0), address.family == .ipv6, address.isLoopback else { return "127.0.0.1" }
+        return "::1"
+    }
+
     /// Whether the gateway listens only on this machine.
     public var isLoopbackOnly: Bool {
         host == "localhost" || ((try? SocketAddress(host: host, port: 0))?.isLoopback ?? false)

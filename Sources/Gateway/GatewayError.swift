@@ -4,6 +4,10 @@ import Reactor
 
 /// A request the gateway refuses, with the status and words the caller gets.
 enum GatewayError: Error {
+    /// Nothing the route can send is acceptable by the request's `Accept` (406); the media types it offers.
+    case noAcceptableMediaType(offered: [String])
+    /// A request body of a type the route does not take (415).
+    case unsupportedMediaType(String)
     case badRequest(String)
     case notFound(String)
     case conflict(String)
@@ -18,6 +22,8 @@ enum GatewayError: Error {
 
     var status: HTTPStatus {
         switch self {
+        case .noAcceptableMediaType: return .notAcceptable
+        case .unsupportedMediaType: return .unsupportedMediaType
         case .badRequest: return .badRequest
         case .notFound: return .notFound
         case .conflict: return .conflict
@@ -31,6 +37,8 @@ enum GatewayError: Error {
 
     var code: String {
         switch self {
+        case .noAcceptableMediaType: return "not_acceptable"
+        case .unsupportedMediaType: return "unsupported_media_type"
         case .badRequest: return "bad_request"
         case .notFound: return "not_found"
         case .conflict: return "conflict"
@@ -46,6 +54,9 @@ enum GatewayError: Error {
 
     var message: String {
         switch self {
+        case .unsupportedMediaType(let text): return text
+        case .noAcceptableMediaType(let offered):
+            return "the Accept header allows none of \(offered.joined(separator: ", ")); accept one, or give format=text, ndjson or sse"
         case .badRequest(let text), .notFound(let text), .conflict(let text), .unauthorized(let text), .forbidden(let text):
             return text
         case .tooManyServers(let limit): return "at most \(limit) servers may run at once; stop one first"

@@ -9,13 +9,16 @@ final class Metrics {
     // thread, never accessed in overlapping ways, and the runtime check measured at about 115 of ~7,000 user-space
     // instructions per keep-alive request (callgrind, issue 15). The rest of the metrics stay checked.
 
-    /// Counts by route index (-1: static files and unknown paths) and status, in a flat table: counting a request
-    /// is one increment, no hashing. Row `route + 1`, column `status - 100`.
+    /// Counts by route, request method and status, in a flat table: counting a request is one increment, no
+    /// hashing. Row `(route + 1) * methods + method`, column `status - 100`; route -1 is static files and unknown
+    /// paths, `routeNames.count` the server's own refusals of what it could not parse (no route, no method).
     @exclusivity(unchecked) private var requests: [Int] = []
     private static let statuses = 500
+    /// The request methods counted apart; anything else is "other".
+    static let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"]
     /// Route patterns by index, for the labels; setting them sizes the table.
     @exclusivity(unchecked) var routeNames: [String] = [] {
-        didSet { requests = [Int](repeating: 0, count: (routeNames.count + 1) * Self.statuses) }
+        didSet { requests = [Int](repeating: 0, count: (routeNames.count + 2) * Self.methods.count * Self.statuses) }
     }
     /// Fetches running now; each is one stream, so this is also the streams figure (`poetry_streams_active`).
     var activeFetches = 0
@@ -25,31 +28,44 @@ final class Metrics {
     /// From an event's moment (data arriving from a poetry server) to its chunk being written to the caller.
     var eventDelay = LatencyHistogram()
 
-    func countRequest(route: Int, status: Int) {
-        let row = route >= 0 && route < routeNames.count ? route + 1 : 0
+    /// The response writer's tag for a request to route `route` (-1: static files and unknown paths) with
+    /// `method`. A writer left at -1 is one of the server's own refusals, counted as "unparsed".
+    func tag(route: Int, method: String) -> Int {
+        let methodIndex = Self.methods.firstIndex(of: method) ?? Self.methods.count - 1
+        return (route + 1) * Self.methods.count + methodIndex
+    }
+
+    func countRequest(tag: Int, status: Int) {
         guard (100..<100 + Self.statuses).contains(status) else { return }
+        let rows = (routeNames.count + 2) * Self.methods.count
+        let row = tag >= 0 && tag < rows ? tag : (routeNames.count + 1) * Self.methods.count + Self.methods.count - 1
         requests[row * Self.statuses + status - 100] += 1
     }
 
-    /// The non-zero counts as ((route label, status), count), ordered by route then status.
-    private var requestCounts: [((route: String, status: Int), Int)] {
+    /// The non-zero counts as their labels and count, ordered by route, method, then status.
+    private var requestCounts: [(labels: String, count: Int)] {
         requests.indices.filter { requests[$0] > 0 }.map { index in
             let row = index / Self.statuses
-            return ((row == 0 ? "static" : routeNames[row - 1], index % Self.statuses + 100), requests[index])
+            let route = row / Self.methods.count - 1
+            let unparsed = route == routeNames.count
+            let routeLabel = route < 0 ? "static" : unparsed ? "unparsed" : routeNames[route]
+            let method = unparsed ? "unknown" : Self.methods[row % Self.methods.count]
+            return ("{route=\"\(routeLabel)\",method=\"\(method)\",status=\"\(index % Self.statuses + 100)\"}", requests[index])
         }
     }
 
-    /// Prometheus text exposition format, version 0.0.4.
-    func render(http: HTTPServerStats, reactor: ReactorStats, serversRunning: Int) -> String {
+    /// Prometheus text exposition format 0.0.4, or OpenMetrics 1.0 (what Prometheus asks for first): the same
+    /// samples, but a counter's family is named without `_total` and the text ends with `# EOF`.
+    func render(http: HTTPServerStats, reactor: ReactorStats, serversRunning: Int, openMetrics: Bool = false) -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            let family = openMetrics && type == "counter" && name.hasSuffix("_total") ? String(name.dropLast(6)) : name
+            out += "# HELP \(family) \(help)\n# TYPE \(family) \(type)\n"
             for sample in samples { out += "\(name)\(sample.labels) \(sample.value)\n" }
         }
-        let requestSamples = requestCounts
-            .sorted { ($0.0.route, $0.0.status) < ($1.0.route, $1.0.status) }
-            .map { (labels: "{route=\"\($0.0.route)\",status=\"\($0.0.status)\"}", value: String($0.1)) }
-        metric("poetry_http_requests_total", "counter", "HTTP requests answered, by route and status.", requestSamples)
+        metric("poetry_http_requests_total", "counter",
+               "HTTP requests answered, by route, method and status (route \"unparsed\": refused before routing, e.g. 414).",
+               requestCounts.map { (labels: $0.labels, value: String($0.count)) })
         metric("poetry_http_rejected_requests_total", "counter", "Requests refused by the parser (malformed, too large) or timed out.",
                [("", String(http.rejectedRequests + http.timeouts))])
         metric("poetry_http_send_timeouts_total", "counter",
@@ -71,6 +87,7 @@ final class Metrics {
         metric("poetry_stream_event_delay_seconds", "summary", "From poetry bytes arriving to their event leaving the gateway.",
                [("{quantile=\"0.5\"}", JSON.double(eventDelay.percentile(0.5)).text),
                 ("{quantile=\"0.99\"}", JSON.double(eventDelay.percentile(0.99)).text),
+                ("_sum", JSON.double(Double(eventDelay.totalNanoseconds) / 1e9).text),
                 ("_count", String(eventDelay.count))])
         metric("poetry_reactor_iterations_total", "counter", "Reactor loop iterations (wake-ups).", [("", String(reactor.iterations))])
         metric("poetry_reactor_events_total", "counter", "Ready events dispatched by the reactor.", [("", String(reactor.eventsDispatched))])
@@ -79,6 +96,7 @@ final class Metrics {
         metric("poetry_reactor_busy_seconds_total", "counter", "Seconds the reactor spent running handlers and timers.",
                [("", JSON.double(MonotonicClock.seconds(fromNanoseconds: reactor.busyNanoseconds)).text)])
         metric("poetry_reactor_descriptors", "gauge", "Descriptors registered with the reactor.", [("", String(reactor.registeredDescriptors))])
+        if openMetrics { out += "# EOF\n" }
         return out
     }
 }

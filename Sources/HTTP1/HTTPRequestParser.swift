@@ -349,7 +349,8 @@ public struct HTTPRequestParser {
     }
 }
 
-/// Chunk-size lines: 1*HEXDIG, then optional `;name[=value]` extensions, nothing else.
+/// Chunk-size lines: 1*HEXDIG, then optional `;name[=value]` extensions (whitespace allowed before each `;`, the
+/// BWS of RFC 9112 §7.1.1), nothing else: whitespace that no extension follows is refused.
 enum ChunkLine {
     static func size(_ line: ArraySlice<UInt8>) throws(HTTPParseError) -> Int {
         var size = 0
@@ -363,6 +364,9 @@ enum ChunkLine {
             index += 1
         }
         guard index > line.startIndex else { throw .bad("invalid chunk size") }
+        var afterSize = index
+        while afterSize < line.endIndex && (line[afterSize] == ByteClass.space || line[afterSize] == ByteClass.tab) { afterSize += 1 }
+        if afterSize > index && afterSize < line.endIndex && line[afterSize] == UInt8(ascii: ";") { index = afterSize }
         guard index == line.endIndex || line[index] == UInt8(ascii: ";") else { throw .bad("invalid chunk size") }
         if index < line.endIndex { try extensions(line[index...]) }
         return size

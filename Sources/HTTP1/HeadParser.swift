@@ -231,8 +231,9 @@ enum HeadParser {
               let major = digit(bytes[5]), let minor = digit(bytes[7]) else {
             throw .bad("malformed HTTP version")
         }
-        guard major == 1, minor <= 1 else { throw HTTPParseError(.versionNotSupported, "only HTTP/1.0 and HTTP/1.1 are supported") }
-        return minor == 1 ? .http1_1 : .http1_0
+        // A later 1.x is answered as 1.1 (RFC 9110 §2.5: a higher minor version is processed as the highest known).
+        guard major == 1 else { throw HTTPParseError(.versionNotSupported, "only HTTP/1.x is supported") }
+        return minor == 0 ? .http1_0 : .http1_1
     }
 
     private static func digit(_ byte: UInt8) -> Int? {

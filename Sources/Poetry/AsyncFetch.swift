@@ -48,7 +48,7 @@ public final class AsyncFetch {
             return
         }
         for task in tasks {
-            let receiver = PoemReceiver(task: task.number, fetch: self)
+            let receiver = PoemReceiver(task: task.number, fetch: self, fallback: task.fallback)
             receivers.append(receiver)
             observer(.connecting(task: task.number, t: elapsed()))
             // Nagle's algorithm only matters to writers; these sockets only read.
@@ -96,6 +96,11 @@ public final class AsyncFetch {
 
     private func seconds(since instant: UInt64) -> Double {
         MonotonicClock.seconds(fromNanoseconds: instant &- startTime)
+    }
+
+    /// Connects `receiver` to its task's other address, once the first refused.
+    func connect(_ receiver: PoemReceiver, to address: SocketAddress) {
+        receiver.connector = TCPConnection.connect(reactor: reactor, to: address, timeout: timeout, noDelay: false, handler: receiver)
     }
 
     func elapsed() -> Double {
@@ -146,9 +151,13 @@ final class PoemReceiver: ConnectionHandler {
     /// The reactor iteration of this socket's last callback: a socket counts once per wake-up.
     var lastIteration: UInt64 = .max
 
-    init(task: Int, fetch: AsyncFetch) {
+    /// The task's other address, until it has been tried.
+    private var fallback: SocketAddress?
+
+    init(task: Int, fetch: AsyncFetch, fallback: SocketAddress?) {
         self.task = task
         self.fetch = fetch
+        self.fallback = fallback
     }
 
     /// One timer per task, re-armed only when it fires early: no timer churn per chunk.
@@ -240,6 +249,11 @@ final class PoemReceiver: ConnectionHandler {
 
     func connectionFailed(_ error: ConnectError) {
         connector = nil
+        if error == .refused, let other = fallback, !done, let fetch {
+            fallback = nil
+            fetch.connect(self, to: other)
+            return
+        }
         if !done { fetch?.noteActivity(self, bytes: 0) }
         end(.failed(task: task, reason: error.description, t: now))
     }

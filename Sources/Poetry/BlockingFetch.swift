@@ -97,16 +97,6 @@ public enum BlockingFetch {
     static func fetchOne(_ task: FetchTask, timeout: Double?, limits: FetchLimits, control: BlockingFetchControl,
                                  elapsed: () -> Double, observer: (FetchEvent) -> Void) -> Result<[UInt8], Reason> {
         let taskDeadline = limits.deadline.map { MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: $0) }
-        // Non-blocking underneath, so every wait is a poll that also watches the control's wake-up; the program
-        // still reads one poem after another, each wait blocking it.
-        let fd: Int32
-        do {
-            fd = try Socket.makeStream(for: task.address, nonBlocking: true)
-        } catch {
-            return .failure(Reason(text: error.reason))
-        }
-        // This thread owns the socket and is the only one to close it.
-        defer { close(fd) }
         /// The next wait's end: the stall timeout from now, or the whole task's deadline if that comes first.
         func waitDeadline() -> (at: UInt64?, isTaskDeadline: Bool) {
             let stall = timeout.map { MonotonicClock.now() &+ MonotonicClock.nanoseconds(fromSeconds: $0) }
@@ -116,21 +106,44 @@ public enum BlockingFetch {
         }
         let cancelled = Reason(text: "Cancelled")
         let connectStart = elapsed()
-        if task.address.withSockAddr({ connect(fd, $0, $1) }) != 0 {
-            let code = errno
-            guard code == EINPROGRESS || code == EINTR else { return .failure(Reason(text: ConnectErrorText.text(code))) }
-            let limit = waitDeadline()
-            switch control.wait(for: fd, events: Int16(POLLOUT), deadline: limit.at) {
-            case .cancelled: return .failure(cancelled)
-            case .timedOut: return .failure(Reason(text: limit.isTaskDeadline ? limits.deadlineMessage : "Connection timed out"))
-            case .ready: break
+        // Non-blocking underneath, so every wait is a poll that also watches the control's wake-up; the program
+        // still reads one poem after another, each wait blocking it. The task's address first, then its fallback
+        // if that one refused (localhost: 127.0.0.1, then ::1). This thread owns each socket and closes it.
+        var fd: Int32 = -1
+        var addresses = [task.address] + (task.fallback.map { [$0] } ?? [])
+        connecting: while true {
+            let address = addresses.removeFirst()
+            do {
+                fd = try Socket.makeStream(for: address, nonBlocking: true)
+            } catch {
+                return .failure(Reason(text: error.reason))
             }
-            let pending = Socket.pendingError(fd)
-            observer(.blocked(task: task.number, call: .connect, t: connectStart, seconds: elapsed() - connectStart))
-            guard pending == 0 else { return .failure(Reason(text: ConnectErrorText.text(pending))) }
-        } else {
-            observer(.blocked(task: task.number, call: .connect, t: connectStart, seconds: elapsed() - connectStart))
+            var code: Int32 = 0
+            if address.withSockAddr({ connect(fd, $0, $1) }) != 0 {
+                code = errno
+                if code == EINPROGRESS || code == EINTR {
+                    let limit = waitDeadline()
+                    switch control.wait(for: fd, events: Int16(POLLOUT), deadline: limit.at) {
+                    case .cancelled:
+                        close(fd)
+                        return .failure(cancelled)
+                    case .timedOut:
+                        close(fd)
+                        return .failure(Reason(text: limit.isTaskDeadline ? limits.deadlineMessage : "Connection timed out"))
+                    case .ready:
+                        code = Socket.pendingError(fd)
+                    }
+                }
+            }
+            if code == 0 { break connecting }
+            close(fd)
+            guard code == ECONNREFUSED, !addresses.isEmpty, !control.isCancelled else {
+                observer(.blocked(task: task.number, call: .connect, t: connectStart, seconds: elapsed() - connectStart))
+                return .failure(Reason(text: ConnectErrorText.text(code)))
+            }
         }
+        defer { close(fd) }
+        observer(.blocked(task: task.number, call: .connect, t: connectStart, seconds: elapsed() - connectStart))
         observer(.connected(task: task.number, t: elapsed()))
         var poem: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)

@@ -12,10 +12,13 @@ public enum FetchMode: String, Sendable, CaseIterable {
 public struct FetchTask: Sendable, Equatable {
     public let number: Int
     public let address: SocketAddress
+    /// Tried when `address` refuses the connection: `localhost` is 127.0.0.1, then ::1, as curl tries it.
+    public let fallback: SocketAddress?
 
-    public init(number: Int, address: SocketAddress) {
+    public init(number: Int, address: SocketAddress, fallback: SocketAddress? = nil) {
         self.number = number
         self.address = address
+        self.fallback = fallback
     }
 }
 
@@ -66,12 +69,16 @@ public enum FetchTargets {
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         case portNotInteger(String)
         case invalid(String)
+        /// Nothing between two commas (or none at all): the target's position, from 1.
+        case empty(position: Int)
 
         public var description: String {
             switch self {
             // The seed's words, then which address broke them: among many targets, the one to fix.
             case .portNotInteger(let text): return "Ports must be integers: '\(text)'."
-            case .invalid(let text): return "Invalid address '\(text)': expected PORT or HOST:PORT with a literal IP host."
+            case .invalid(let text):
+                return "Invalid address '\(text)': expected PORT or HOST:PORT, HOST an IP address or localhost (names are not looked up), PORT 1 to 65535."
+            case .empty(let position): return "Target \(position) is empty: expected PORT or HOST:PORT."
             }
         }
     }
@@ -81,6 +88,7 @@ public enum FetchTargets {
     public static func parse(_ texts: [String]) throws(ParseError) -> [FetchTask] {
         var tasks: [FetchTask] = []
         for (index, text) in texts.enumerated() {
+            guard !text.isEmpty else { throw .empty(position: index + 1) }
             let host: String
             let port: Substring
             if let colon = text.lastIndex(of: ":") {
@@ -93,7 +101,8 @@ public enum FetchTargets {
             guard !port.isEmpty, port.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw .portNotInteger(text) }
             guard let number = UInt16(port), number > 0, !host.isEmpty,
                   let address = try? SocketAddress(host: host, port: number) else { throw .invalid(text) }
-            tasks.append(FetchTask(number: index + 1, address: address))
+            let fallback = host == "localhost" ? try? SocketAddress(host: "::1", port: number) : nil
+            tasks.append(FetchTask(number: index + 1, address: address, fallback: fallback))
         }
         return tasks
     }

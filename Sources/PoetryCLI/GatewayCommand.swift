@@ -25,11 +25,11 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Reactor backend (select, poll, epoll).")
     var reactor: BackendKindArgument = .default
 
-    @Option(help: "Directory of poems (NAME.txt).")
-    var poetryDir = "./poetry"
+    @Option(help: "Directory of poems (NAME.txt). Default: the package's own poetry/, found beside the executable.")
+    var poetryDir: String?
 
-    @Option(help: "Directory of the page and static files.")
-    var publicDir = "./public"
+    @Option(help: "Directory of the page and static files. Default: the package's own public/, found beside the executable.")
+    var publicDir: String?
 
     @Flag(help: "Also start the seed's three servers and print the curl line that fetches from them.")
     var demo = false
@@ -91,6 +91,9 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Largest request head in bytes.")
     var maxHeaderBytes = 32 * 1024
 
+    @Option(help: "Most header fields in one request (more gets 431).")
+    var maxHeaderFields = HTTPLimits().maxHeaderCount
+
     @Option(help: "Largest request body in bytes.")
     var maxBodyBytes = 1024 * 1024
 
@@ -98,7 +101,7 @@ struct GatewayCommand: ParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
         guard maxPoemBytes > 0 else { throw ValidationError("--max-poem-bytes must be positive.") }
         guard fetchDeadline > 0, fetchDeadline.isFinite else { throw ValidationError("--fetch-deadline must be a positive number of seconds.") }
-        guard maxServers > 0, maxTargets > 0, maxStreams > 0, maxBlockingFetches > 0, maxConnections > 0 else {
+        guard maxServers > 0, maxTargets > 0, maxStreams > 0, maxBlockingFetches > 0, maxConnections > 0, maxHeaderFields > 0 else {
             throw ValidationError("limits must be positive.")
         }
         guard headerTimeout > 0, idleTimeout > 0, bodyTimeout > 0, sendTimeout > 0, fetchTimeout > 0 else { throw ValidationError("timeouts must be positive.") }
@@ -109,8 +112,11 @@ struct GatewayCommand: ParsableCommand {
         config.host = host
         config.port = UInt16(port)
         config.backend = reactor.kind
-        config.poetryDirectory = poetryDir
-        config.publicDirectory = publicDir
+        do throws(PackageFolders.Failure) {
+            (config.poetryDirectory, config.publicDirectory) = try PackageFolders.locate(poetry: poetryDir, public: publicDir)
+        } catch {
+            throw CommandFailure(message: "poetry gateway: \(error.message)")
+        }
         config.allowRemoteTargets = allowRemoteTargets
         config.allowRemoteServers = allowRemoteServers
         config.token = token ?? getenv("POETRY_GATEWAY_TOKEN").map { String(cString: $0) }
@@ -130,6 +136,7 @@ struct GatewayCommand: ParsableCommand {
         config.http.sendTimeout = sendTimeout
         config.http.limits.maxHeaderBytes = maxHeaderBytes
         config.http.limits.maxBodyBytes = maxBodyBytes
+        config.http.limits.maxHeaderCount = maxHeaderFields
         let gateway: Gateway
         do {
             gateway = try Gateway(config: config)
@@ -150,7 +157,9 @@ struct GatewayCommand: ParsableCommand {
         if demo {
             do {
                 let ports = try gateway.startDemoServers(delay: demoDelay)
-                let targets = ports.map(String.init).joined(separator: ",")
+                // A bare port means 127.0.0.1; on an IPv6 gateway the servers are on ::1, which localhost reaches.
+                let onIPv6 = gateway.config.serverInterface == "::1"
+                let targets = ports.map { onIPv6 ? "localhost:\($0)" : String($0) }.joined(separator: ",")
                 Console.out("Demo servers (ecstasy, fascination, science) on ports \(ports.map(String.init).joined(separator: ", ")). Fetch them:")
                 Console.out("  curl -N '\(gateway.url)api/fetch?mode=async&targets=\(targets)'")
                 Console.out("  curl -N '\(gateway.url)api/fetch?mode=blocking&targets=\(targets)'")

@@ -22,13 +22,13 @@ struct GetCommand: ParsableCommand {
     @Option(help: "Reactor backend for --async (select, poll, epoll).")
     var reactor: BackendKindArgument = .default
 
-    @Option(help: "Fail a task that connects or receives nothing for this many seconds.")
+    @Option(parsing: .unconditional, help: "Fail a task that connects or receives nothing for this many seconds.")
     var timeout: Double = 10
 
     @Option(help: "Fail a task whose poem is longer than this many bytes.")
     var maxPoemBytes = FetchLimits.defaultMaxPoemBytes
 
-    @Option(help: "Fail a task not finished this many seconds after it began (default: no deadline).")
+    @Option(parsing: .unconditional, help: "Fail a task not finished this many seconds after it began (default: no deadline).")
     var fetchDeadline: Double?
 
     @Flag(help: "Print each poem's text after the report.")
@@ -53,7 +53,7 @@ struct GetCommand: ParsableCommand {
 
     func run() throws {
         guard !addresses.isEmpty else {
-            throw fail("Usage: poetry get [--blocking | --threaded | --async] [options] ADDRESS...\nGive at least one ADDRESS (PORT or HOST:PORT); see poetry get --help.", status: 2)
+            throw fail("Usage: poetry get [--blocking | --threaded | --async] [options] ADDRESS...\nGive at least one ADDRESS (PORT or HOST:PORT); see poetry get --help.", status: ExitCode.validationFailure.rawValue)
         }
         let tasks: [FetchTask]
         do {
@@ -61,23 +61,33 @@ struct GetCommand: ParsableCommand {
             // fan-out of thousands off the argument parser.
             tasks = try FetchTargets.parse(addresses.flatMap { $0.split(separator: ",").map(String.init) })
         } catch {
-            throw fail(error.description, status: 2)
+            throw fail(error.description, status: ExitCode.validationFailure.rawValue)
         }
         let mode: FetchMode = blocking ? .blocking : threaded ? .threaded : .async
+        var interrupted = false
         let limits = FetchLimits(maxPoemBytes: maxPoemBytes, deadline: fetchDeadline)
         var transcript = SeedTranscript(mode: mode)
         var poems: [Int: [UInt8]] = [:]
         var anyFailed = false
+        var (finishedCount, failedCount) = (0, 0)
+        var summarized = false
         let quiet = self.quiet
         let printPoems = self.printPoems
         let observe: (FetchEvent) -> Void = { event in
             switch event {
-            case .finished(let task, _, let poem, _) where printPoems: poems[task] = poem
-            case .failed: anyFailed = true
-            case .received where quiet: return
+            case .summary: summarized = true
+            case .finished(let task, _, let poem, _):
+                finishedCount += 1
+                if printPoems { poems[task] = poem }
+            case .failed:
+                anyFailed = true
+                failedCount += 1
             default: break
             }
-            for line in transcript.lines(for: event) { Console.out(line) }
+            // The transcript sees every event (it keeps the per-task totals); --quiet only drops the per-read lines.
+            let lines = transcript.lines(for: event)
+            if quiet, case .received = event { return }
+            for line in lines { Console.out(line) }
         }
         let loop: Reactor
         do {
@@ -85,10 +95,23 @@ struct GetCommand: ParsableCommand {
         } catch {
             throw fail("\(error)")
         }
+        let startedAt = MonotonicClock.now()
+        /// Ctrl-C (or SIGTERM, SIGHUP): cancel, print the totals so far and the summary, and exit 130 as an
+        /// interrupted program does; in every mode alike.
+        func interrupt(_ cancel: () -> Void) {
+            guard !summarized else { return }
+            cancel()
+            interrupted = true
+            let unfinished = tasks.count - finishedCount - failedCount
+            observe(.summary(poems: finishedCount, failed: failedCount,
+                             elapsed: MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() &- startedAt)))
+            Console.err("Interrupted: \(unfinished) task\(unfinished == 1 ? "" : "s") unfinished.")
+            loop.stop()
+        }
         switch mode {
         case .blocking:
             // The fetch blocks a worker thread, as the seed's client blocks its program; this thread's loop prints
-            // its events in order and turns SIGINT/SIGTERM/SIGHUP into a cancel.
+            // its events in order and turns a stop signal into an interruption.
             let control = BlockingFetchControl()
             let observer = LoopConfined(observe)
             let timeout = self.timeout
@@ -99,23 +122,17 @@ struct GetCommand: ParsableCommand {
                 // Posted after the events, so the loop prints every one of them before it stops.
                 loop.execute { loop.stop() }
             }
-            try loop.onSignals { _ in
-                control.cancel()
-                loop.stop()
-            }
+            try loop.onSignals { _ in interrupt { control.cancel() } }
             try loop.run()
         case .threaded:
             // One thread per poem; their events come here through the loop, which prints them in the order they
-            // were reported and turns SIGINT/SIGTERM/SIGHUP into a cancel, as for the blocking client.
+            // were reported and turns a stop signal into an interruption, as for the blocking client.
             let control = ThreadedFetchControl()
             let observer = LoopConfined(observe)
             ThreadedFetch.start(tasks: tasks, timeout: timeout, limits: limits, control: control,
                                 observer: { event in loop.execute { observer.value(event) } },
                                 completion: { loop.execute { loop.stop() } })
-            try loop.onSignals { _ in
-                control.cancel()
-                loop.stop()
-            }
+            try loop.onSignals { _ in interrupt { control.cancel() } }
             try loop.run()
         case .async:
             let fetch = AsyncFetch(reactor: loop, tasks: tasks, timeout: timeout, limits: limits, keepPoems: printPoems) { event in
@@ -123,10 +140,7 @@ struct GetCommand: ParsableCommand {
                 if case .summary = event { loop.stop() }
             }
             fetch.start()
-            try loop.onSignals { _ in
-                fetch.cancel()
-                loop.stop()
-            }
+            try loop.onSignals { _ in interrupt { fetch.cancel() } }
             try loop.run()
         }
         if printPoems {
@@ -137,6 +151,7 @@ struct GetCommand: ParsableCommand {
                 Console.out(String(decoding: poem, as: UTF8.self))
             }
         }
+        if interrupted { throw ExitCode(130) }
         if anyFailed { throw ExitCode(1) }
     }
 }

@@ -18,12 +18,29 @@ struct PoetryCommand: ParsableCommand {
           poetry get --blocking 10000 10001 10002
           poetry get --async 10000 10001 10002
         """,
+        version: "poetry-gateway \(PoetryCommand.version)",
         subcommands: [GatewayCommand.self, ServeCommand.self, GetCommand.self],
         defaultSubcommand: GatewayCommand.self
     )
 
+    static let version = "1.0.0"
+    static let subcommandNames = ["gateway", "serve", "get", "help"]
+
+    /// Exit statuses, one scheme for every subcommand: usage errors 64 (as the argument parser's own), runtime
+    /// failures 1, interrupted 130.
     /// Argument errors get one line on stderr, not a usage dump; help still prints in full.
     static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let first = arguments.first, !first.hasPrefix("-"), !subcommandNames.contains(first) {
+            // A word where a subcommand goes would otherwise reach the default subcommand as a stray argument.
+            let near = subcommandNames.filter { editDistance(first, $0) <= 2 || $0.hasPrefix(first) }
+            let hint = near.isEmpty ? "the commands are gateway, serve and get" : "did you mean '\(near[0])'?"
+            Console.err("poetry: unknown command '\(first)': \(hint) (poetry --help)")
+            Glibc.exit(ExitCode.validationFailure.rawValue)
+        }
+        if arguments.isEmpty {
+            Console.out("No command given: starting the gateway on port 8080, as `poetry gateway` (`poetry --help` lists serve and get).")
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -52,3 +69,18 @@ struct CommandFailure: Error {
 
 /// A reactor backend named on the command line.
 extension BackendKindArgument: ExpressibleByArgument {}
+
+/// Levenshtein distance, for suggesting a subcommand to a misspelt one.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    guard !a.isEmpty else { return b.count }
+    var previous = Array(0...b.count)
+    for (i, x) in a.enumerated() {
+        var current = [i + 1]
+        for (j, y) in b.enumerated() {
+            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

@@ -17,7 +17,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Interface (IP address) to listen on.")
     var iface: String = "localhost"
 
-    @Option(help: "Seconds between sends.")
+    // Unconditional: "-1" is a value to refuse by name, not a missing one.
+    @Option(parsing: .unconditional, help: "Seconds between sends.")
     var delay: Double = PoetryServerConfig.defaultDelay
 
     @Option(help: "Bytes per send.")
@@ -32,8 +33,7 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "With --async, print how late the sends were against their deadlines when the server stops.")
     var reportLateness = false
 
-    @Option(help: ArgumentHelp("With --async, reactor threads sharing the port (SO_REUSEPORT); the kernel spreads the clients among them.",
-                               discussion: "Default: one per available core with --async, capped at 64."))
+    @Option(help: "With --async, reactor threads sharing the port (SO_REUSEPORT); the kernel spreads the clients among them. Default: one per available core, at most 64.")
     var threads: Int?
 
     @Argument(help: "The poem to serve, e.g. poetry/ecstasy.txt.")

@@ -58,11 +58,20 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         try self.init(host: hostPart, port: port)
     }
 
-    /// Whether the address is on this machine's loopback (127.0.0.0/8 or ::1).
+    /// Whether the address is on this machine's loopback: 127.0.0.0/8, or ::1 or an IPv4-mapped 127.x address
+    /// (`::ffff:127.0.0.1`) in any IPv6 spelling, judged on the parsed bytes.
     public var isLoopback: Bool {
         switch family {
-        case .ipv4: return host.hasPrefix("127.")
-        case .ipv6: return host == "::1" || host == "0:0:0:0:0:0:0:1"
+        case .ipv4:
+            return host.hasPrefix("127.")
+        case .ipv6:
+            var v6 = in6_addr()
+            guard inet_pton(AF_INET6, host, &v6) == 1 else { return false }
+            return withUnsafeBytes(of: &v6) { bytes in
+                let loopback = bytes[0..<15].allSatisfy { $0 == 0 } && bytes[15] == 1
+                let mapped = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
+                return loopback || mapped
+            }
         }
     }
 

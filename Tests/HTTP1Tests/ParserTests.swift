@@ -198,6 +198,39 @@ struct ParserTests {
         #expect(parseEverySplit("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nabcdef\r\n0\r\n\r\n", limits: limits).error?.status == .contentTooLarge)
     }
 
+    /// RFC 9110 §2.5: a higher minor version of HTTP/1 is processed as the highest this server knows, 1.1.
+    @Test func aLaterMinorVersionIsProcessedAs11() throws {
+        for version in ["1.2", "1.9"] {
+            let result = parseEverySplit("GET / HTTP/\(version)\r\nHost: h\r\n\r\n")
+            #expect(result.error == nil, "HTTP/\(version): \(String(describing: result.error))")
+            #expect(heads(result.events).first?.version == .http1_1)
+        }
+        #expect(parseEverySplit("GET / HTTP/2.0\r\nHost: h\r\n\r\n").error?.status == .versionNotSupported)
+    }
+
+    /// Host and 100 more small fields are an ordinary request (curl with many -H, a proxy's additions); the limit
+    /// is 256 by default.
+    @Test func aHundredFieldsAreWellWithinTheDefaultLimit() throws {
+        let fields = (0..<100).map { "X-\($0): v\r\n" }.joined()
+        #expect(parse("GET / HTTP/1.1\r\nHost: h\r\n\(fields)\r\n", split: 0).error == nil)
+        #expect(HTTPLimits().maxHeaderCount >= 256)
+        let tooMany = (0..<256).map { "X-\($0): v\r\n" }.joined()
+        #expect(parse("GET / HTTP/1.1\r\nHost: h\r\n\(tooMany)\r\n", split: 0).error?.status == .headerFieldsTooLarge)
+    }
+
+    /// RFC 9112 §7.1.1: whitespace may come before a chunk extension's ';' (but not stand alone after the size).
+    @Test func whitespaceBeforeAChunkExtensionIsAllowed() {
+        for line in ["5 ;a=b", "5\t;a", "5  ; a = \"q\" ;b"] {
+            let result = parseEverySplit("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\(line)\r\nhello\r\n0\r\n\r\n")
+            #expect(result.error == nil, "\(line.debugDescription): \(String(describing: result.error))")
+            #expect(bodies(result.events) == ["hello"])
+        }
+        for line in ["5 ", "5 \t", "5 x", "5 ;"] {
+            let result = parseEverySplit("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\(line)\r\nhello\r\n0\r\n\r\n")
+            #expect(result.error?.status == .badRequest, "\(line.debugDescription) was accepted")
+        }
+    }
+
     @Test func aFailedParserStaysFailed() {
         var parser = HTTPRequestParser()
         parser.append(Array("GET / HTTP/1.1\nHost: h\r\n\r\n".utf8))

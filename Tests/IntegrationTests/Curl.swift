@@ -80,7 +80,9 @@ final class CurlClient {
         let context = Unmanaged.passUnretained(sink).toOpaque()
         configure(handle, method: method, url: url, body: body, timeout: timeout, context: context)
         var list: UnsafeMutablePointer<curl_slist>?
-        for header in headers { list = curl_slist_append(list, header) }
+        // A body is JSON unless the test says otherwise (libcurl would call it a form).
+        let typed = body == nil || headers.contains { $0.lowercased().hasPrefix("content-type:") }
+        for header in headers + (typed ? [] : ["Content-Type: application/json"]) { list = curl_slist_append(list, header) }
         ccurl_setopt_ptr(handle, CURLOPT_HTTPHEADER, list)
         let result = withExtendedLifetime(body) { curl_easy_perform(handle) }
         curl_slist_free_all(list)

@@ -84,6 +84,56 @@ struct GatewayAPITests {
         #expect((error["message"] as? String)?.isEmpty == false)
     }
 
+    /// Each refusal names what was wrong, in the words that fit: valid JSON of the wrong type is not "not valid
+    /// JSON", a repeated field is refused as a repeated query parameter is, and a body that says it is not JSON is 415.
+    @Test(arguments: [
+        (#"{"poem":"science","numBytes":1.5}"#, "application/json", 400, "field 'numBytes' must be an integer"),
+        (#"{"poem":"science","port":8080.5}"#, "application/json", 400, "field 'port' must be an integer"),
+        (#"{"poem":"science","poem":"ecstasy"}"#, "application/json", 400, "field 'poem' is given more than once"),
+        (#"{"poem":"science","poem":"ecstasy"}"#, "application/json", 400, "field 'poem' is given more than once"),
+        (#"{"poem":"science"#, "application/json", 400, "not valid JSON"),
+        (#"{"poem":"science"}"#, "application/x-www-form-urlencoded", 415, "Content-Type: application/json"),
+        (#"{"poem":"science"}"#, "text/plain", 415, "not 'text/plain'"),
+    ])
+    func refusalsNameWhatWasWrong(body: String, contentType: String, status: Int, words: String) throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let response = CurlClient().request("POST", "\(gateway.url)/api/servers", headers: ["Content-Type: \(contentType)"], body: Array(body.utf8))
+        #expect(response.status == status, "\(body) → \(response.text)")
+        let message = try #require(try jsonObject(response.body)["message"] as? String)
+        #expect(message.contains(words), "\(body) → \(message)")
+        #expect(try jsonArray(CurlClient().request("\(gateway.url)/api/servers").body).isEmpty)
+    }
+
+    @Test func aJSONBodyWithParametersOrNoContentTypeIsTaken() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let body = Array(#"{"poem":"science","nested":{"a":1,"a":2}}"#.utf8)
+        // Duplicates only count at the top: this fails on the unknown field, not on "a".
+        let nested = CurlClient().request("POST", "\(gateway.url)/api/servers", headers: ["Content-Type: application/json"], body: body)
+        #expect((try jsonObject(nested.body)["message"] as? String)?.contains("unknown field 'nested'") == true)
+        let charset = CurlClient().request("POST", "\(gateway.url)/api/servers", headers: ["Content-Type: Application/JSON; charset=utf-8"],
+                                           body: Array(#"{"poem":"science"}"#.utf8))
+        #expect(charset.status == 201)
+        let untyped = CurlClient().request("POST", "\(gateway.url)/api/servers", headers: ["Content-Type:"], body: Array(#"{"poem":"science"}"#.utf8))
+        #expect(untyped.status == 201)
+    }
+
+    @Test(arguments: [
+        ("targets=1234&timeout=0", "timeout must be a number of seconds above 0 and at most 3600, not '0'"),
+        ("targets=,", "Target 1 is empty"),
+        ("targets=1234,,1235", "Target 2 is empty"),
+        ("targets=example.com:80", "HOST an IP address or localhost"),
+    ])
+    func fetchRefusalsNameWhatWasWrong(query: String, words: String) throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let response = CurlClient().request("\(gateway.url)/api/fetch?\(query)")
+        #expect(response.status == 400)
+        let message = try #require(try jsonObject(response.body)["message"] as? String)
+        #expect(message.contains(words), "\(query) → \(message)")
+    }
+
     /// A misspelt field must not start a server unlike the one asked for: it is refused, by name.
     @Test func anUnknownFieldIsRefusedByNameAndStartsNothing() throws {
         let gateway = try TestGateway()
@@ -153,8 +203,35 @@ struct GatewayAPITests {
                      "poetry_reactor_blocked_seconds_total", "poetry_reactor_busy_seconds_total"] {
             #expect(metrics.text.contains("# TYPE \(name) "), "\(name) missing")
         }
-        #expect(metrics.text.contains(#"poetry_http_requests_total{route="/healthz",status="200"} 1"#))
-        #expect(metrics.text.contains(#"poetry_http_requests_total{route="static",status="404"} 1"#))
+        #expect(metrics.text.contains(#"poetry_http_requests_total{route="/healthz",method="GET",status="200"} 1"#))
+        #expect(metrics.text.contains(#"poetry_http_requests_total{route="static",method="GET",status="404"} 1"#))
+    }
+
+    /// The description says what is always there and every status the API can answer, and works wherever the
+    /// gateway runs (a relative server URL, not a fixed port).
+    @Test func theOpenAPIDescriptionNamesRequiredFieldsAndEveryStatus() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let spec = CurlClient().request("\(gateway.url)/openapi.yaml").text
+        #expect(spec.contains("servers:\n  - url: /\n"))
+        #expect(!spec.contains("http://127.0.0.1:8080\n"))
+        for schema in ["Poem", "Server", "ReactorStats"] {
+            let block = spec.components(separatedBy: "\n    \(schema):\n").dropFirst().first ?? ""
+            #expect(block.hasPrefix("      type: object\n      required: ["), "\(schema) lists no required fields")
+        }
+        let fetchEvents = spec.split(separator: "\n").filter { $0.contains("event: { const:") }
+        #expect(fetchEvents.count == 10)
+        #expect(fetchEvents.allSatisfy { $0.contains("required: [event") })
+        // Each operation's responses, up to the next operation.
+        let operations = spec.components(separatedBy: "\n      responses:\n").dropFirst()
+        #expect(operations.count == 9)
+        for responses in operations {
+            let codes = responses.split(separator: "\n").prefix { $0.hasPrefix("        ") }.compactMap { $0.firstMatch(of: /^        "(\d{3})":/)?.output.1 }
+            for code in ["400", "405", "408", "413", "414", "431"] {
+                #expect(codes.contains(Substring(code)), "an operation lacks \(code): \(codes)")
+            }
+        }
+        #expect(spec.contains(#""415":"#) && spec.contains(#""406":"#) && spec.contains(#""429":"#) && spec.contains(#""401":"#))
     }
 
     @Test func theOpenAPIDescriptionCoversEveryRoute() throws {

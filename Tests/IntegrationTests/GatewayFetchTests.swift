@@ -74,22 +74,44 @@ struct GatewayFetchTests {
         #expect(events.filter { $0["event"] as? String == "connected" }.count == 3)
     }
 
-    @Test func sseFramesTheSameObjectsWithEventNames() throws {
+    @Test func sseFramesTheSameObjectsWithEventNamesAndIDs() throws {
         let gateway = try TestGateway()
         defer { gateway.stop() }
         let targets = try seedServers(gateway)
         let response = CurlClient().request("\(gateway.url)/api/fetch?mode=blocking&targets=\(targets)&format=sse")
         #expect(response.header("Content-Type") == "text/event-stream")
-        let frames = response.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
-        #expect(frames.first?.hasPrefix("event: start\ndata: {\"event\":\"start\"") == true)
-        #expect(frames.last?.hasPrefix("event: summary\ndata: ") == true)
-        for frame in frames {
+        let fetchID = try #require(response.header("X-Fetch-Id"))
+        var frames = response.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        // The stream opens with the reconnection delay, then every event has an id.
+        #expect(frames.first?.hasPrefix("retry: 1000\nid: \(fetchID)-1\nevent: start\ndata: {\"event\":\"start\"") == true)
+        frames[0] = String(frames[0].drop { $0 != "\n" }.dropFirst())
+        #expect(frames.last?.contains("event: summary\ndata: ") == true)
+        for (index, frame) in frames.enumerated() {
             let lines = frame.split(separator: "\n")
-            #expect(lines.count == 2)
-            let name = lines[0].dropFirst("event: ".count)
-            let object = try jsonObject(Array(lines[1].dropFirst("data: ".count).utf8))
+            #expect(lines.count == 3)
+            #expect(lines[0] == "id: \(fetchID)-\(index + 1)")
+            let name = lines[1].dropFirst("event: ".count)
+            let object = try jsonObject(Array(lines[2].dropFirst("data: ".count).utf8))
             #expect(object["event"] as? String == String(name))
         }
+    }
+
+    /// EventSource reconnects when a stream ends, with the last id it saw; 204 tells it to stop (HTML standard,
+    /// server-sent events), so the fetch is not run again.
+    @Test func aReconnectWithLastEventIDGetsNoContentAndNoFetch() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let port = try gateway.startServer("science", numBytes: 500, delay: 0.001)["port"] as! Int
+        let url = "\(gateway.url)/api/fetch?targets=\(port)&format=sse"
+        let first = CurlClient().request(url)
+        #expect(first.status == 200)
+        let started = try #require(gateway.metric("poetry_fetches_total"))
+        let reconnect = CurlClient().request("GET", url, headers: ["Accept: text/event-stream", "Last-Event-ID: \(first.header("X-Fetch-Id") ?? "")-9"])
+        #expect(reconnect.status == 204)
+        #expect(reconnect.body.isEmpty)
+        #expect(gateway.metric("poetry_fetches_total") == started)
+        // A bad query is still refused as such.
+        #expect(CurlClient().request("GET", "\(gateway.url)/api/fetch?targets=x", headers: ["Last-Event-ID: 1-1"]).status == 400)
     }
 
     @Test func eventsLeaveTheGatewayAsTheyHappen() throws {

@@ -15,10 +15,14 @@ final class GatewayProcess {
     private let errors = Pipe()
     private let output = Pipe()
 
-    init(_ arguments: [String] = [], descriptorLimit: Int? = nil) throws {
+    /// `namedFolders`: pass this checkout's poetry/ and public/ on the command line (false: the gateway finds them);
+    /// `workingDirectory`: where it runs (default: this test process's).
+    init(_ arguments: [String] = [], descriptorLimit: Int? = nil, namedFolders: Bool = true, workingDirectory: String? = nil) throws {
         let binary = poetryBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the poetry executable first")
-        let gatewayArguments = ["gateway", "--port", "0", "--poetry-dir", "\(projectRoot)/poetry", "--public-dir", "\(projectRoot)/public"] + arguments
+        let folders = namedFolders ? ["--poetry-dir", "\(projectRoot)/poetry", "--public-dir", "\(projectRoot)/public"] : []
+        let gatewayArguments = ["gateway", "--port", "0"] + folders + arguments
+        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
         if let descriptorLimit {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
             process.arguments = ["--nofile=\(descriptorLimit):\(descriptorLimit)", binary] + gatewayArguments
