@@ -22,6 +22,8 @@ final class HTTPServerConnection: ConnectionHandler {
     @exclusivity(unchecked) private var spareWriter: HTTPResponseWriter?
     /// Inside `pump`: actions decided meanwhile wait for its loop rather than re-entering it.
     @exclusivity(unchecked) private var pumping = false
+    /// A response completed since `pump` last looked: the connection may have gone idle.
+    @exclusivity(unchecked) private var answered = false
     @exclusivity(unchecked) private var readingPaused = false
     /// When the pending timer fires; 0 when none is pending (so the common case never touches the timer object).
     @exclusivity(unchecked) private var armedDeadline: UInt64 = 0
@@ -90,15 +92,18 @@ final class HTTPServerConnection: ConnectionHandler {
     private func pump() {
         guard !pumping else { return }
         pumping = true
-        let requestsBefore = machine.requestsStarted
         while transport != nil, let action = machine.nextAction(now: reactor.wokeAt) {
             perform(action)
         }
         pumping = false
-        // Idle since its last answer: stray bytes that come and go (empty lines) do not make a connection younger.
-        if machine.state == .idle && machine.requestsStarted != requestsBefore {
-            idleSince = reactor.wokeAt
-            if server.isNearCapacity { server.evictIdleConnections() }
+        // Idle since its last answer (a stream's too): stray bytes that come and go (empty lines) do not make a
+        // connection younger.
+        if answered {
+            answered = false
+            if machine.state == .idle {
+                idleSince = reactor.wokeAt
+                if server.isNearCapacity { server.evictIdleConnections() }
+            }
         }
         synchronise()
     }
@@ -193,6 +198,7 @@ final class HTTPServerConnection: ConnectionHandler {
         guard inFlight === writer else { return }
         inFlight = nil
         spareWriter = writer
+        answered = true
         machine.responseComplete(keepAlive: keepAlive, outputBuffered: transport?.bufferedBytes ?? 0, now: reactor.wokeAt)
         pump()
     }

@@ -18,7 +18,10 @@ struct ManualClockServerTests {
         let reactor: Reactor
         let server: HTTPServer
         /// `/stream` starts a stream and leaves its writer here for the test to write to.
-        final class Streams { var writer: HTTPResponseWriter? }
+        final class Streams {
+            var all: [HTTPResponseWriter] = []
+            var writer: HTTPResponseWriter? { all.last }
+        }
         let streams = Streams()
 
         init(_ configure: (inout HTTPServerConfig) -> Void = { _ in }) throws {
@@ -29,7 +32,7 @@ struct ManualClockServerTests {
             server = try HTTPServer(reactor: reactor, address: SocketAddress(host: "127.0.0.1", port: 0), config: config) { request, writer in
                 if request.path == "/stream" {
                     writer.startStream()
-                    streams.writer = writer
+                    streams.all.append(writer)
                 } else {
                     writer.respond(status: .ok, text: "hi\n")
                 }
@@ -136,5 +139,28 @@ struct ManualClockServerTests {
         rig.advance(seconds: 0.2)
         #expect(rig.server.openConnections == 0)
         #expect(rig.server.stats.sendTimeouts == 1)
+    }
+
+    /// Connections that go idle when their stream ends make room too: at the cap, a newcomer waits in the backlog
+    /// until a stream ends, then the oldest idle connections are closed and it is served.
+    @Test func connectionsIdleAfterAStreamMakeRoomAtTheCap() throws {
+        let rig = try Rig { $0.maxConnections = 10; $0.idleTimeout = 60 }
+        var clients: [Int32] = []
+        defer { clients.forEach { close($0) } }
+        for _ in 0..<10 {
+            let fd = try rig.connect()
+            clients.append(fd)
+            rig.send(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        }
+        #expect(rig.streams.all.count == 10)
+        let newcomer = try rig.connect()
+        clients.append(newcomer)
+        rig.send(newcomer, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(rig.received(newcomer).text.isEmpty, "served past the cap")
+        for writer in rig.streams.all { writer.finish() }
+        rig.turn()
+        rig.turn()
+        #expect(rig.server.stats.idleConnectionsEvicted > 0)
+        #expect(rig.received(newcomer).text.hasPrefix("HTTP/1.1 200 "))
     }
 }
