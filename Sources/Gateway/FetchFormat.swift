@@ -138,11 +138,13 @@ struct FetchEventEncoder {
             return .object([("event", "connected"), ("task", .int(task)), ("t", .double(t))])
         case .received(let task, let bytes, let received, let t):
             return .object([("event", "data"), ("task", .int(task)), ("bytes", .int(bytes)), ("received", .int(received)), ("t", .double(t))])
-        case .finished(let task, _, let poem, let t):
+        case .finished(let task, let bytes, let poem, let t):
+            var members: [(String, JSON)] = [("event", "done"), ("task", .int(task)), ("bytes", .int(bytes)), ("t", .double(t))]
+            // The text only when the whole poem was kept (the gateway's text budget, or a client that was behind,
+            // can leave it out); bytes that are not UTF-8 arrive as U+FFFD, and the event says so.
+            guard poem.count == bytes else { return .object(members) }
             let text = String(validating: poem, as: UTF8.self)
-            var members: [(String, JSON)] = [("event", "done"), ("task", .int(task)), ("bytes", .int(poem.count)), ("t", .double(t)),
-                                             ("poem", .string(text ?? String(decoding: poem, as: UTF8.self)))]
-            // Bytes that are not UTF-8 arrive as U+FFFD, and the event says so.
+            members.append(("poem", .string(text ?? String(decoding: poem, as: UTF8.self))))
             if text == nil { members.append(("invalidUTF8", true)) }
             return .object(members)
         case .failed(let task, let reason, let t):

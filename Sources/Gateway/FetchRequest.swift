@@ -22,6 +22,11 @@ struct FetchRequest {
         }
     }
 
+    /// Sockets the fetch holds at once: every target's for async and threaded, one at a time for blocking.
+    var socketsNeeded: Int {
+        mode == .blocking ? 1 : tasks.count
+    }
+
     static func parse(_ request: HTTPRequest, config: GatewayConfig) throws(GatewayError) -> FetchRequest {
         let items = request.queryItems
         var seen: [String] = []

@@ -17,6 +17,8 @@ final class FetchSession {
     let mode: FetchMode
     /// Threads the fetch holds while it runs (counted against --max-blocking-fetches).
     let threads: Int
+    /// Sockets it holds at once, counted against the gateway's fetch socket budget.
+    let sockets: Int
     private let writer: HTTPResponseWriter
     private var encoder: FetchEventEncoder
     private let metrics: Metrics
@@ -33,11 +35,12 @@ final class FetchSession {
     private var pendingData: [Int: (bytes: Int, received: Int, t: Double)] = [:]
     private var pendingOrder: [Int] = []
 
-    init(id: Int, mode: FetchMode, threads: Int, format: FetchFormat, writer: HTTPResponseWriter, metrics: Metrics,
+    init(id: Int, mode: FetchMode, threads: Int, sockets: Int, format: FetchFormat, writer: HTTPResponseWriter, metrics: Metrics,
          onEnd: @escaping (FetchSession) -> Void) {
         self.id = id
         self.mode = mode
         self.threads = threads
+        self.sockets = sockets
         self.writer = writer
         self.metrics = metrics
         self.onEnd = onEnd
@@ -45,7 +48,7 @@ final class FetchSession {
         out.reserveCapacity(4096)
     }
 
-    func start(tasks: [FetchTask], timeout: Double, limits: FetchLimits, reactor: Reactor) {
+    func start(tasks: [FetchTask], timeout: Double, limits: FetchLimits, textBudget: PoemTextBudget, reactor: Reactor) {
         metrics.activeFetches += 1
         metrics.fetchesStarted += 1
         writer.onClientGone = { [weak self] in self?.clientGone() }
@@ -59,7 +62,7 @@ final class FetchSession {
         startedAt = MonotonicClock.now()
         switch mode {
         case .async:
-            let fetch = AsyncFetch(reactor: reactor, tasks: tasks, timeout: timeout, limits: limits) { [weak self] event in
+            let fetch = AsyncFetch(reactor: reactor, tasks: tasks, timeout: timeout, limits: limits, textBudget: textBudget) { [weak self] event in
                 self?.handle(event)
             }
             asyncFetch = fetch
@@ -107,7 +110,13 @@ final class FetchSession {
 
     private func send(_ event: FetchEvent) {
         out.removeAll(keepingCapacity: true)
-        encoder.encode(event, into: &out)
+        if case .finished(let task, let bytes, let poem, let t) = event, !poem.isEmpty, !writer.isWritable {
+            // A client that is behind gets the event without the text: a poem escaped for JSON can be six times its
+            // bytes, and a fetch's `done` events would otherwise pile up in its buffer whole.
+            encoder.encode(.finished(task: task, bytes: bytes, poem: [], t: t), into: &out)
+        } else {
+            encoder.encode(event, into: &out)
+        }
         if !out.isEmpty { writer.write(out) }
         if case .received(_, _, _, let t) = event {
             let happened = startedAt &+ MonotonicClock.nanoseconds(fromSeconds: t)

@@ -19,6 +19,10 @@ public final class Gateway {
     let catalogDirectory: String
     private let staticFiles: StaticFiles
     private var sessions: [Int: FetchSession] = [:]
+    /// What every async fetch together may keep of its poems' text (`--max-kept-poem-bytes`).
+    private let textBudget: PoemTextBudget
+    /// Sockets all fetches together may hold (`fetchSocketBudget(for:)`).
+    public let fetchSocketBudget: Int
     private var nextSessionID = 1
     private let policy: AccessPolicy
     private let logger: Logger
@@ -27,6 +31,8 @@ public final class Gateway {
     /// Binds the listening socket (so a port in use fails here) on a new reactor.
     public init(config: GatewayConfig, logger: Logger = Logger(label: "gateway")) throws(GatewayStartError) {
         self.config = config
+        textBudget = PoemTextBudget(bytes: config.maxKeptPoemBytes)
+        fetchSocketBudget = Self.fetchSocketBudget(for: config)
         self.logger = logger
         do {
             reactor = try Reactor(backend: config.backend)
@@ -66,6 +72,20 @@ public final class Gateway {
     }
 
     public var port: UInt16 { http.port }
+
+    /// The process's descriptor limit now (RLIMIT_NOFILE's soft limit).
+    public static var descriptorLimit: Int {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        return limit.rlim_cur > rlim_t(Int.max / 4) ? Int.max / 4 : Int(limit.rlim_cur)
+    }
+
+    /// What fetches may hold: the descriptor limit less the HTTP connections' share (at most half of it), the
+    /// poetry servers' listeners and their clients, and a margin; never less than one fetch's worth of 16.
+    static func fetchSocketBudget(for config: GatewayConfig) -> Int {
+        let limit = descriptorLimit
+        return max(16, limit - min(config.http.maxConnections, limit / 2) - 2 * config.maxServers - 64)
+    }
     public var url: String {
         let host = config.host.contains(":") ? "[\(config.host)]" : config.host
         return "http://\(host):\(port)/"
@@ -204,14 +224,21 @@ public final class Gateway {
                 throw .tooManyBlockingFetches(config.maxBlockingFetches)
             }
         }
+        // Fetch sockets come out of the same descriptor table as the HTTP connections and the servers' sockets:
+        // past a budget fetches are refused (429) rather than let accept and the poetry servers run out.
+        let socketsInUse = sessions.values.reduce(0) { $0 + $1.sockets }
+        guard socketsInUse + fetch.socketsNeeded <= fetchSocketBudget else {
+            throw .tooManyFetchSockets(fetchSocketBudget)
+        }
         let id = nextSessionID
         nextSessionID += 1
-        let session = FetchSession(id: id, mode: fetch.mode, threads: fetch.threadsNeeded, format: fetch.format, writer: writer, metrics: metrics) { [unowned self] ended in
+        let session = FetchSession(id: id, mode: fetch.mode, threads: fetch.threadsNeeded, sockets: fetch.socketsNeeded, format: fetch.format, writer: writer, metrics: metrics) { [unowned self] ended in
             sessions[ended.id] = nil
         }
         sessions[id] = session
         session.start(tasks: fetch.tasks, timeout: fetch.timeout,
-                      limits: FetchLimits(maxPoemBytes: config.maxPoemBytes, deadline: config.fetchDeadline), reactor: reactor)
+                      limits: FetchLimits(maxPoemBytes: config.maxPoemBytes, deadline: config.fetchDeadline),
+                      textBudget: textBudget, reactor: reactor)
     }
 
     // MARK: running

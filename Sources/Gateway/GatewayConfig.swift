@@ -26,6 +26,8 @@ public struct GatewayConfig: Sendable {
     public var metricsPublic = false
     /// Most bytes one fetch task keeps; a target that sends more fails that task.
     public var maxPoemBytes = FetchLimits.defaultMaxPoemBytes
+    /// Poem text all async fetches together may keep at once (beyond it, `done` events come without text).
+    public var maxKeptPoemBytes = 16 * 1024 * 1024
     /// Seconds one fetch task may take in all, however steadily its target trickles.
     public var fetchDeadline = 120.0
     /// Most poetry servers running at once.

@@ -18,6 +18,7 @@ enum GatewayError: Error {
     case tooManyTargets(Int)
     case tooManyStreams(Int)
     case tooManyBlockingFetches(Int)
+    case tooManyFetchSockets(Int)
     case listen(SocketAddress, String, inUse: Bool)
 
     var status: HTTPStatus {
@@ -29,7 +30,7 @@ enum GatewayError: Error {
         case .conflict: return .conflict
         case .unauthorized: return .unauthorized
         case .forbidden: return .forbidden
-        case .tooManyServers, .tooManyStreams, .tooManyBlockingFetches: return .tooManyRequests
+        case .tooManyServers, .tooManyStreams, .tooManyBlockingFetches, .tooManyFetchSockets: return .tooManyRequests
         case .tooManyTargets: return .contentTooLarge
         case .listen(_, _, let inUse): return inUse ? .conflict : .badRequest
         }
@@ -48,6 +49,7 @@ enum GatewayError: Error {
         case .tooManyTargets: return "too_many_targets"
         case .tooManyStreams: return "too_many_streams"
         case .tooManyBlockingFetches: return "too_many_blocking_fetches"
+        case .tooManyFetchSockets: return "too_many_fetch_sockets"
         case .listen(_, _, let inUse): return inUse ? "port_in_use" : "listen_failed"
         }
     }
@@ -62,6 +64,8 @@ enum GatewayError: Error {
         case .tooManyServers(let limit): return "at most \(limit) servers may run at once; stop one first"
         case .tooManyTargets(let limit): return "at most \(limit) targets per fetch"
         case .tooManyStreams(let limit): return "at most \(limit) fetch streams may be open at once"
+        case .tooManyFetchSockets(let limit):
+            return "fetches hold \(limit) sockets at most at once (what the descriptor limit leaves beside the HTTP connections); try again when others end, or with fewer targets"
         case .tooManyBlockingFetches(let limit): return "at most \(limit) fetch threads may run at once (a blocking fetch holds one, a threaded fetch one per target); use mode=async"
         case .listen(let address, let reason, _): return "cannot listen on \(address): \(reason)"
         }

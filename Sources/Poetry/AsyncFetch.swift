@@ -9,6 +9,8 @@ public final class AsyncFetch {
     let limits: FetchLimits
     /// Whether `.finished` carries the poem's bytes (false: only its length, and no per-task buffer).
     let keepPoems: Bool
+    /// Shared by every fetch of the process, if given: what all tasks together may keep of their poems.
+    let textBudget: PoemTextBudget?
     private let observer: (FetchEvent) -> Void
     private var receivers: [PoemReceiver] = []
     private var startTime: UInt64 = 0
@@ -29,12 +31,13 @@ public final class AsyncFetch {
     /// `timeout`: a task that connects or receives nothing for this many seconds fails ("stalled"); `limits`: what
     /// one task may take in bytes and time in all.
     public init(reactor: Reactor, tasks: [FetchTask], timeout: Double? = nil, limits: FetchLimits = FetchLimits(),
-                keepPoems: Bool = true, observer: @escaping (FetchEvent) -> Void) {
+                keepPoems: Bool = true, textBudget: PoemTextBudget? = nil, observer: @escaping (FetchEvent) -> Void) {
         self.reactor = reactor
         self.tasks = tasks
         self.timeout = timeout
         self.limits = limits
         self.keepPoems = keepPoems
+        self.textBudget = textBudget
         self.observer = observer
     }
 
@@ -158,6 +161,14 @@ final class PoemReceiver: ConnectionHandler {
         self.task = task
         self.fetch = fetch
         self.fallback = fallback
+        textBudget = fetch.textBudget
+    }
+
+    /// Held here, not reached through the fetch, so what this task kept goes back even after the fetch is gone.
+    private let textBudget: PoemTextBudget?
+
+    deinit {
+        textBudget?.release(poem.count)
     }
 
     /// One timer per task, re-armed only when it fires early: no timer churn per chunk.
@@ -189,6 +200,7 @@ final class PoemReceiver: ConnectionHandler {
     }
 
     func stop() {
+        if !done { releaseText() }
         done = true
         stallTimer?.cancel()
         deadlineTimer?.cancel()
@@ -202,6 +214,16 @@ final class PoemReceiver: ConnectionHandler {
         stallTimer?.cancel()
         deadlineTimer?.cancel()
         fetch?.report(event())
+        // The observer has handled the event (encoded and written it) by now: the text goes back to the budget.
+        releaseText()
+    }
+
+    /// Whether this task still keeps its text (false once the shared budget refused it).
+    private var keepingText = true
+
+    private func releaseText() {
+        textBudget?.release(poem.count)
+        poem = []
     }
 
     /// Seconds since the fetch started (only asked while the fetch is alive).
@@ -230,7 +252,15 @@ final class PoemReceiver: ConnectionHandler {
             return
         }
         received += bytes.count
-        if fetch.keepPoems { poem.append(contentsOf: bytes) }
+        if fetch.keepPoems && keepingText {
+            if textBudget?.reserve(bytes.count) ?? true {
+                poem.append(contentsOf: bytes)
+            } else {
+                // The process holds all the poem text it may: this task's bytes are counted but not kept.
+                keepingText = false
+                releaseText()
+            }
+        }
         fetch.report(.received(task: task, bytes: bytes.count, received: received, t: fetch.elapsed()))
     }
 

@@ -22,7 +22,7 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Port to listen on (0: any free port).")
     var port = 8080
 
-    @Option(help: "Reactor backend (select, poll, epoll).")
+    @Option(help: "Reactor backend (select, poll, epoll, io_uring).")
     var reactor: BackendKindArgument = .default
 
     @Option(help: "Directory of poems (NAME.txt). Default: the package's own poetry/, found beside the executable.")
@@ -70,6 +70,9 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Most bytes one fetch task may receive; a target that sends more fails that task.")
     var maxPoemBytes = FetchLimits.defaultMaxPoemBytes
 
+    @Option(help: "Most bytes of poem text all fetches together keep at once; beyond it, done events carry no text.")
+    var maxKeptPoemBytes = 16 * 1024 * 1024
+
     @Option(help: "Seconds one fetch task may take in all, however steadily its target trickles.")
     var fetchDeadline = 120.0
 
@@ -100,6 +103,7 @@ struct GatewayCommand: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
         guard maxPoemBytes > 0 else { throw ValidationError("--max-poem-bytes must be positive.") }
+        guard maxKeptPoemBytes > 0 else { throw ValidationError("--max-kept-poem-bytes must be positive.") }
         guard fetchDeadline > 0, fetchDeadline.isFinite else { throw ValidationError("--fetch-deadline must be a positive number of seconds.") }
         guard maxServers > 0, maxTargets > 0, maxStreams > 0, maxBlockingFetches > 0, maxConnections > 0, maxHeaderFields > 0 else {
             throw ValidationError("limits must be positive.")
@@ -127,6 +131,7 @@ struct GatewayCommand: ParsableCommand {
         config.fetchTimeout = fetchTimeout
         config.fetchDeadline = fetchDeadline
         config.maxPoemBytes = maxPoemBytes
+        config.maxKeptPoemBytes = maxKeptPoemBytes
         config.allowedHosts = allowedHost
         config.metricsPublic = metricsPublic
         config.http.maxConnections = maxConnections
@@ -147,6 +152,11 @@ struct GatewayCommand: ParsableCommand {
         if reactor.kind == .select {
             // Said up front rather than discovered at the thousandth client.
             Console.out("Note: select watches only descriptors below \(FD_SETSIZE): connections and fetches past about a thousand are refused; poll and epoll have no such limit.")
+        }
+        let descriptors = Gateway.descriptorLimit
+        if maxConnections + 64 > descriptors {
+            // Said up front: the cap cannot be reached, and fetches share what is left.
+            Console.out("Note: --max-connections \(maxConnections) does not fit in this process's descriptor limit (\(descriptors), ulimit -n); connections stop being accepted at about that many, and fetches may hold \(gateway.fetchSocketBudget) sockets.")
         }
         if let token = config.token, !token.isEmpty {
             // The fragment hands the token to the page without sending it anywhere.

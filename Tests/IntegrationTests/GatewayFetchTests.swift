@@ -17,6 +17,23 @@ private func seedServers(_ gateway: TestGateway, delay: Double = 0.005) throws -
 
 @Suite("Gateway fetch streams")
 struct GatewayFetchTests {
+    /// What all fetches together keep of poem text is bounded (`--max-kept-poem-bytes`): past it a task's text is
+    /// not kept and its `done` comes without it (bytes still counted); once those fetches end the budget is back.
+    @Test func poemTextKeptByAllFetchesIsBounded() throws {
+        let gateway = try TestGateway { $0.maxKeptPoemBytes = 1_000 }
+        defer { gateway.stop() }
+        let port = try #require(try gateway.startServer("science", numBytes: 700, delay: 0.001)["port"] as? Int)
+        for round in 0..<2 {
+            let events = try ndjson(CurlClient().request("\(gateway.url)/api/fetch?targets=\(port),\(port)&format=ndjson").text)
+            let done = events.filter { $0["event"] as? String == "done" }
+            #expect(done.count == 2, "round \(round)")
+            #expect(done.allSatisfy { $0["bytes"] as? Int == 653 }, "round \(round): \(done)")
+            // 1,306 bytes of text wanted, 1,000 allowed: one task keeps its poem, the other does not.
+            #expect(done.filter { $0["poem"] != nil }.count == 1, "round \(round): \(done.map { $0.keys.sorted() })")
+            #expect(events.last?["poems"] as? Int == 2)
+        }
+    }
+
     @Test func textStreamsAreExactlyTheCLILines() throws {
         let gateway = try TestGateway()
         defer { gateway.stop() }
