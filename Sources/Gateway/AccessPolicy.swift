@@ -42,6 +42,14 @@ struct AccessPolicy {
         let changes = (initial == UInt8(ascii: "P") || initial == UInt8(ascii: "D"))
             && (method == "POST" || method == "DELETE" || method == "PUT" || method == "PATCH")
         if changes, checksNames, let refusal = checkOrigin(request) { return refusal }
+        // A page on another site can make a browser GET the API too (an <img> or <script> naming
+        // /api/fetch?targets=…: no Origin is sent, and Host is ours). Browsers say where a request comes from in
+        // Sec-Fetch-Site; a cross-site one may load the page but not drive the API. curl and other clients do not
+        // send it, so they are not affected.
+        if checksNames, request.path.utf8.count > 5, request.path.hasPrefix("/api/"),
+           request.headers.withFirstValue("sec-fetch-site", { $0.map { $0.elementsEqual("cross-site".utf8) } ?? false }) {
+            return .forbidden("a page on another site may not use this gateway's API (Sec-Fetch-Site: cross-site)")
+        }
         guard let token else { return nil }
         let needsToken = changes || (!loopbackOnly && (request.path.hasPrefix("/api/") || (request.path == "/metrics" && !metricsPublic)))
         guard needsToken else { return nil }

@@ -22,6 +22,20 @@ struct AccessPolicyTests {
         }
     }
 
+    /// A page on another site can make a browser GET the API (an <img> naming /api/fetch?targets=…) with our own
+    /// Host and no Origin; the browser's Sec-Fetch-Site says where it came from, and a cross-site one is refused.
+    /// The page itself, same-origin API calls and clients that send no such header are not affected.
+    @Test func crossSiteBrowserRequestsMayNotUseTheAPI() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let crossSite = CurlClient().request("\(gateway.url)/api/fetch?targets=1", headers: ["Sec-Fetch-Site: cross-site"])
+        #expect(crossSite.status == 403, "\(crossSite.text)")
+        #expect(crossSite.text.contains("another site"))
+        #expect(CurlClient().request("\(gateway.url)/api/poems", headers: ["Sec-Fetch-Site: same-origin"]).status == 200)
+        #expect(CurlClient().request("\(gateway.url)/api/poems").status == 200)
+        #expect(CurlClient().request("\(gateway.url)/", headers: ["Sec-Fetch-Site: cross-site"]).status == 200)
+    }
+
     @Test func loopbackNamesAreAccepted() throws {
         let gateway = try TestGateway()
         defer { gateway.stop() }
