@@ -25,7 +25,7 @@ struct PoetryCommand: ParsableCommand {
     /// Argument errors get one line on stderr, not a usage dump; help still prints in full.
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRootWithLinearAddresses()
             try command.run()
         } catch {
             if exitCode(for: error) == .success || error is CleanExit {
