@@ -59,8 +59,8 @@ def main():
     peer_client = os.path.join(ROOT, "Benchmarks/peers/poetry_client.py")
     raise_fd_limit(opts.count * 2 + 100)
     poetry = opts.poetry or build_release()
+    reference = build_reference_client(opts.reference)  # first: it makes .build/ for both
     client_c = build_c_client()  # raw_epoll_client: only its poll mode against its epoll mode, at 1,000
-    reference = build_reference_client(opts.reference)
     port = free_port()
     server = subprocess.Popen([poetry, "serve", "--async", "--port", str(port), "--num-bytes", "100", "--delay", "0.1",
                                os.path.join(ROOT, "poetry/ecstasy.txt")], stdout=subprocess.DEVNULL)

@@ -98,8 +98,8 @@ public final class AsyncFetch {
         MonotonicClock.seconds(fromNanoseconds: instant &- startTime)
     }
 
-    func elapsed() -> Double {
-        MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() &- startTime)
+    func elapsed(at now: UInt64 = MonotonicClock.now()) -> Double {
+        MonotonicClock.seconds(fromNanoseconds: now &- startTime)
     }
 
     fileprivate func report(_ event: FetchEvent) {
@@ -227,7 +227,8 @@ final class PoemReceiver: ConnectionHandler {
         }
         received += bytes.count
         if fetch.keepPoems { poem.append(contentsOf: bytes) }
-        fetch.report(.received(task: task, bytes: bytes.count, received: received, t: fetch.elapsed()))
+        // The clock reading taken for this read serves its timestamp too: one clock call per read.
+        fetch.report(.received(task: task, bytes: bytes.count, received: received, t: fetch.elapsed(at: lastActivity)))
     }
 
     func connectionLost(_ reason: ConnectionLossReason) {

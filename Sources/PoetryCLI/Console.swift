@@ -5,15 +5,22 @@ import Reactor
 
 /// Line output straight to the descriptors: each line leaves at once even when stdout is a pipe (a tee, a test),
 /// which is the point of watching slow poetry arrive. A command running a loop can gather its standard output
-/// over each turn of the loop instead (`gatherLines`): the lines still leave before the loop sleeps, so nothing
-/// waits on a quiet connection, but a turn that prints a line for each of thousands of reads makes one `write`,
-/// not thousands (issue 19: one system call per line was the largest cost of a 10,000-poem fetch).
+/// instead (`gatherLines`): lines leave at most `gatherDelay` after the first of them was printed (a delay no one
+/// watching can see), so a fetch printing a line for each of thousands of reads makes a few dozen `write` calls a
+/// second, not one per line (issue 19: a system call per line was the largest cost of a 10,000-poem fetch; one per
+/// turn of the loop was still 62,000 of them, as a fast client wakes for every few reads).
 enum Console {
     /// Standard output gathered since the last flush; nil while lines leave one by one. Locked: `serve` prints
     /// from more than one thread.
     private static let gathered = Locked<[UInt8]?>(nil)
-    /// Past this many gathered bytes they leave at once, turn or not.
+    /// Past this many gathered bytes they leave at once.
     private static let gatherLimit = 64 * 1024
+    /// How long the first gathered line may wait for company.
+    private static let gatherDelay = 0.01
+    /// When the oldest line still gathered was printed (0: none is), and whether a timer will write them. Touched
+    /// only by the loop's thread, in its before-wait hook and timer.
+    nonisolated(unsafe) private static var oldestGathered: UInt64 = 0
+    nonisolated(unsafe) private static var flushTimer: TimerHandle?
 
     static func out(_ line: String) {
         let wasGathered = gathered.withLock { buffer -> Bool in
@@ -32,9 +39,10 @@ enum Console {
         write(line + "\n", to: 2)
     }
 
-    /// From now on standard output is gathered, and written whenever `loop` is about to wait and when the
-    /// process exits (by returning from main or by `exit`).
-    static func gatherLines(untilEachWaitOf loop: Reactor) {
+    /// From now on standard output is gathered, and written by `loop` (which must print nothing from other threads)
+    /// at most `gatherDelay` after the first line gathered, and when the process exits (by returning from main or
+    /// by `exit`).
+    static func gatherLines(on loop: Reactor) {
         let first = gathered.withLock { buffer -> Bool in
             guard buffer == nil else { return false }
             buffer = []
@@ -42,7 +50,30 @@ enum Console {
             return true
         }
         if first { atexit { Console.flush() } }
-        loop.beforeEachWait { Console.flush() }
+        // Each time the loop is about to sleep: lines gathered in this turn get a timer to write them, unless one is
+        // already armed; lines gathered long enough ago (the loop was busy) leave now.
+        loop.beforeEachWait { [unowned loop] in
+            let pending = gathered.withLock { $0?.isEmpty == false }
+            guard pending else {
+                oldestGathered = 0
+                return
+            }
+            let now = MonotonicClock.now()
+            if oldestGathered == 0 { oldestGathered = now }
+            let deadline = oldestGathered &+ MonotonicClock.nanoseconds(fromSeconds: gatherDelay)
+            if now >= deadline {
+                flushTimer?.cancel()
+                flushTimer = nil
+                oldestGathered = 0
+                flush()
+            } else if flushTimer == nil {
+                flushTimer = loop.callAt(deadline: deadline) {
+                    flushTimer = nil
+                    oldestGathered = 0
+                    flush()
+                }
+            }
+        }
     }
 
     /// Writes what was gathered, if anything.

@@ -85,8 +85,8 @@ struct GetCommand: ParsableCommand {
         } catch {
             throw fail("\(error)")
         }
-        // A line per read, for thousands of sockets: gathered over each turn of the loop, one write per turn.
-        Console.gatherLines(untilEachWaitOf: loop)
+        // A line per read, for thousands of sockets: gathered for a moment, written together.
+        Console.gatherLines(on: loop)
         switch mode {
         case .blocking:
             // The fetch blocks a worker thread, as the seed's client blocks its program; this thread's loop prints
