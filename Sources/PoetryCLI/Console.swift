@@ -33,6 +33,21 @@ enum Console {
         if !wasGathered { write(line + "\n", to: 1) }
     }
 
+    /// Output appended in place by `body` (each line ending in a newline): into the gathered bytes when gathering,
+    /// so a line need not become a `String` first; otherwise written at once.
+    static func out(appending body: (inout [UInt8]) -> Void) {
+        let wasGathered = gathered.withLock { buffer -> Bool in
+            guard buffer != nil else { return false }
+            body(&buffer!)
+            if buffer!.count >= gatherLimit { writeAndEmpty(&buffer!) }
+            return true
+        }
+        guard !wasGathered else { return }
+        var bytes: [UInt8] = []
+        body(&bytes)
+        bytes.withUnsafeBytes { write($0, to: 1) }
+    }
+
     /// Standard error, after whatever standard output was gathered, so the two keep their order on a terminal.
     static func err(_ line: String) {
         flush()

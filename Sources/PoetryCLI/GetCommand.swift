@@ -77,7 +77,7 @@ struct GetCommand: ParsableCommand {
             case .received where quiet: return
             default: break
             }
-            for line in transcript.lines(for: event) { Console.out(line) }
+            Console.out { transcript.appendLines(for: event, to: &$0) }
         }
         let loop: Reactor
         do {
