@@ -44,6 +44,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["HTTP1", "Reactor"], path: "Tests/Support"),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "TestSupport"]),
         .testTarget(name: "PoetryTests", dependencies: ["Poetry", "Reactor", "TestSupport"]),
+        // The `poetry` command's own parsing, in process (the CLI tests in PoetryTests run the binary).
+        .testTarget(name: "PoetryCLITests", dependencies: ["PoetryCLI", "Poetry", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTP1", "Reactor", "TestSupport"]),
         // Driven by libcurl: the HTTP server and the gateway over real sockets.

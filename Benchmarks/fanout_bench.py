@@ -1,29 +1,46 @@
 #!/usr/bin/env python3
-"""Async client fan-out: `poetry get --async` fetching N poems at once from one reactor-edition server
-(100 B every 0.1 s: 31 sends, 3.1 s a poem), against a raw-epoll C client doing the same and, with --peers, the
-Python clients people use for this (asyncio, uvloop, Twisted; from PyPI in Benchmarks/.venv), alternating, each
-round starting with the next client in turn. Reports client CPU (user + system) and peak RSS, and select/poll
-against epoll at 1,000 (with the C client's own poll against its epoll beside it: what poll(2) costs with no
-framework around it); ratios both of the medians and as the median of each round's own ratio.
+"""Async client fan-out: `poetry get --async PORT PORT …` fetching N poems at once from one reactor-edition server
+(100 B every 0.1 s: 31 sends, 3.1 s a poem), the addresses typed as the seed types them (one argument each), against
+the tight C client `../shared/bench/epoll_client.c` (one read per readiness event when the read comes back short,
+close without EPOLL_CTL_DEL), both printing a line per read (the C client with --print, stdio-buffered), and, with
+--peers, the Python clients people use for this (asyncio, uvloop, Twisted; from PyPI in Benchmarks/.venv),
+alternating, each round starting with the next client in turn. Reports client CPU (user + system), wall and peak
+RSS, and select/poll against epoll at 1,000. `Benchmarks/raw_epoll_client.c` stays for one thing only: its poll
+mode against its own epoll mode at 1,000 (what poll(2) costs with no framework around it).
 Usage: Benchmarks/fanout_bench.py [--count 10000] [--rounds 3] [--peers asyncio,uvloop,twisted]
+       [--reference ../shared/bench/epoll_client.c]
 """
 import argparse
 import os
 import re
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import ROOT, build_c_client, build_release, python_peers_env, free_port, machine, median, raise_fd_limit, table, wait_for_port
 
 
 def timed(args):
-    """Runs a command; returns (user+sys CPU seconds, peak RSS in KB, wall seconds from its own report, stdout)."""
-    out = subprocess.run(["/usr/bin/time", "-f", "TIME %U %S %M %e"] + args, capture_output=True, text=True)
+    """Runs a command; returns (user+sys CPU seconds, peak RSS in KB, wall seconds, the last 4 KB of stdout and of
+    stderr). Standard output goes to a file, not a pipe read by Python, so a client printing a line per read is not
+    slowed by this script draining it."""
+    with tempfile.TemporaryFile() as stdout:
+        out = subprocess.run(["/usr/bin/time", "-f", "TIME %U %S %M %e"] + args, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        stdout.seek(max(0, stdout.seek(0, os.SEEK_END) - 4096))
+        tail = stdout.read().decode(errors="replace")
     if out.returncode != 0:
-        raise RuntimeError(f"{args[0]} failed: {out.stdout[-300:]} {out.stderr[-300:]}")
+        raise RuntimeError(f"{args[0]} failed: {tail[-300:]} {out.stderr[-300:]}")
     user, system, rss, wall = re.search(r"TIME ([\d.]+) ([\d.]+) (\d+) ([\d.]+)", out.stderr).groups()
-    return float(user) + float(system), int(rss), float(wall), out.stdout
+    return float(user) + float(system), int(rss), float(wall), tail + out.stderr[-4096:]
+
+
+def build_reference_client(source):
+    """The tight C client, compiled with gcc -O2 as its header says."""
+    path = os.path.join(ROOT, ".build/epoll_client")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    subprocess.run(["gcc", "-O2", "-o", path, source], check=True)
+    return path
 
 
 def main():
@@ -31,6 +48,9 @@ def main():
     parser.add_argument("--count", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--peers", default="", help="comma-separated: asyncio, uvloop, twisted")
+    parser.add_argument("--reference", default=os.path.join(ROOT, "../shared/bench/epoll_client.c"),
+                        help="the tight C client's source")
+    parser.add_argument("--poetry", help="a poetry binary already built in release (default: swift build -c release)")
     opts = parser.parse_args()
     peers = [p for p in opts.peers.split(",") if p]
     python = python_peers_env([p for p in peers if p != "asyncio"]) if peers else None
@@ -38,15 +58,17 @@ def main():
         sys.exit("could not install the Python peers from PyPI")
     peer_client = os.path.join(ROOT, "Benchmarks/peers/poetry_client.py")
     raise_fd_limit(opts.count * 2 + 100)
-    poetry = build_release()
-    client_c = build_c_client()
+    poetry = opts.poetry or build_release()
+    reference = build_reference_client(opts.reference)  # first: it makes .build/ for both
+    client_c = build_c_client()  # raw_epoll_client: only its poll mode against its epoll mode, at 1,000
     port = free_port()
     server = subprocess.Popen([poetry, "serve", "--async", "--port", str(port), "--num-bytes", "100", "--delay", "0.1",
                                os.path.join(ROOT, "poetry/ecstasy.txt")], stdout=subprocess.DEVNULL)
     results = {}
     try:
         wait_for_port(port)
-        ours = lambda n, backend="epoll": [poetry, "get", "--async", "--quiet", "--reactor", backend, "--timeout", "60", ",".join([str(port)] * n)]
+        # The seed's form: every address its own argument, every read printed.
+        ours = lambda n, backend="epoll": [poetry, "get", "--async", "--reactor", backend, "--timeout", "60"] + [str(port)] * n
         idle = timed(ours(1))
         results["idle"] = idle
         def rotated(items, by):
@@ -54,16 +76,16 @@ def main():
 
         for round_ in range(opts.rounds):
             # Each round starts with the next client in turn, so none always runs first (or right after the same one).
-            clients = [("poetry get --async (epoll)", ours(opts.count)), ("C raw epoll", [client_c, str(port), str(opts.count)])]
+            clients = [("poetry get --async (epoll)", ours(opts.count)), ("C epoll_client --print", [reference, "--print"] + [str(port)] * opts.count)]
             clients += [(f"Python {peer}", [python, peer_client, peer, str(port), str(opts.count)]) for peer in peers]
             for name, args in rotated(clients, round_):
                 cpu, rss, wall, out = timed(args)
-                assert f"Got {opts.count} poems" in out, out[-200:]
+                assert f"Got {opts.count} poems" in out or f"POEMS={opts.count} FAILED=0" in out, out[-200:]
                 results.setdefault(name, []).append((cpu, rss, wall))
                 print(f"round {round_ + 1} {name}: {cpu:.2f} s CPU, {rss / 1024:.1f} MB peak RSS, {wall:.2f} s wall", flush=True)
             # 1,000 at once with each of our backends, and the C client's own poll against its epoll: what poll(2)
             # costs with no framework around it.
-            small = [(f"1,000 with {backend}", ours(1000, backend)) for backend in ("epoll", "poll", "select")]
+            small = [(f"1,000 with {backend}", ours(1000, backend) + ["--quiet"]) for backend in ("epoll", "poll", "select")]
             small += [(f"1,000 C raw {mode}", [client_c, str(port), "1000"] + (["poll"] if mode == "poll" else [])) for mode in ("epoll", "poll")]
             for name, args in rotated(small, round_):
                 cpu, rss, wall, out = timed(args)
@@ -81,7 +103,9 @@ def main():
         rows.append([name, f"{median([r[0] for r in runs]):.2f}", f"{median([r[1] for r in runs]) / 1024:.1f}", f"{median([r[2] for r in runs]):.2f}"])
     print(table(["client", "CPU s", "peak RSS MB", "wall s"], rows))
     ours_cpu = median([r[0] for r in results["poetry get --async (epoll)"]])
-    c_cpu = median([r[0] for r in results["C raw epoll"]])
+    c_cpu = median([r[0] for r in results["C epoll_client --print"]])
+    c_wall = median([r[2] for r in results["C epoll_client --print"]])
+    ours_wall = median([r[2] for r in results["poetry get --async (epoll)"]])
     ours_rss = median([r[1] for r in results["poetry get --async (epoll)"]])
     per_connection = (ours_rss - results["idle"][1]) * 1024 / opts.count
     def paired(a, b):
@@ -89,7 +113,8 @@ def main():
         return median([x[0] / y[0] for x, y in zip(results[a], results[b])])
 
     print("\nRatios: of the medians, then [the median of each round's own ratio].")
-    print(f"client CPU, ours / raw epoll C: {ours_cpu / c_cpu:.2f}× [{paired('poetry get --async (epoll)', 'C raw epoll'):.2f}×]")
+    print(f"client CPU, ours / C epoll_client: {ours_cpu / c_cpu:.2f}× [{paired('poetry get --async (epoll)', 'C epoll_client --print'):.2f}×]; "
+          f"wall {ours_wall / c_wall:.2f}×")
     for peer in peers:
         print(f"client CPU, Python {peer} / ours: {median([r[0] for r in results[f'Python {peer}']]) / ours_cpu:.2f}×")
     print(f"peak RSS over idle ({results['idle'][1] / 1024:.1f} MB): {per_connection:.0f} bytes per connection")

@@ -106,8 +106,8 @@ public final class AsyncFetch {
         receiver.connector = TCPConnection.connect(reactor: reactor, to: address, timeout: timeout, noDelay: false, handler: receiver)
     }
 
-    func elapsed() -> Double {
-        MonotonicClock.seconds(fromNanoseconds: MonotonicClock.now() &- startTime)
+    func elapsed(at now: UInt64 = MonotonicClock.now()) -> Double {
+        MonotonicClock.seconds(fromNanoseconds: now &- startTime)
     }
 
     fileprivate func report(_ event: FetchEvent) {
@@ -171,12 +171,17 @@ final class PoemReceiver: ConnectionHandler {
         textBudget?.release(poem.count)
     }
 
+    // The timers hold their receiver strongly, not weakly: a weak reference gives an object a side table for its
+    // reference counts, and every retain of it (one per read event, by the transport calling its handler) then
+    // takes the slow path. The cycle (receiver, timer, closure) ends when the timer fires or is cancelled, which
+    // `end` and `stop` do, and a fetch dropped without either lets go of it at the timer's deadline.
+
     /// One timer per task, re-armed only when it fires early: no timer churn per chunk.
     func watchForStall(reactor: Reactor, timeout: Double?) {
         guard let timeout, timeout > 0 else { return }
         let limit = MonotonicClock.nanoseconds(fromSeconds: timeout)
-        stallTimer = reactor.callAt(deadline: lastActivity &+ limit) { [weak self] in
-            guard let self, !self.done, let fetch = self.fetch else { return }
+        stallTimer = reactor.callAt(deadline: lastActivity &+ limit) { [self] in
+            guard !self.done, let fetch = self.fetch else { return }
             let idle = MonotonicClock.now() &- self.lastActivity
             if idle >= limit {
                 self.end(.failed(task: self.task, reason: "Timed out: no data for \(formatSeconds(timeout))", t: fetch.elapsed()))
@@ -191,8 +196,8 @@ final class PoemReceiver: ConnectionHandler {
     /// The whole task's time: a target that trickles just often enough to dodge the stall timer still ends.
     func watchDeadline(reactor: Reactor, limits: FetchLimits) {
         guard let deadline = limits.deadline, deadline > 0 else { return }
-        deadlineTimer = reactor.callLater(deadline) { [weak self] in
-            guard let self, !self.done, let fetch = self.fetch else { return }
+        deadlineTimer = reactor.callLater(deadline) { [self] in
+            guard !self.done, let fetch = self.fetch else { return }
             self.end(.failed(task: self.task, reason: limits.deadlineMessage, t: fetch.elapsed()))
             self.connection?.abort()
             self.connector?.cancel()
@@ -261,7 +266,8 @@ final class PoemReceiver: ConnectionHandler {
                 releaseText()
             }
         }
-        fetch.report(.received(task: task, bytes: bytes.count, received: received, t: fetch.elapsed()))
+        // The clock reading taken for this read serves its timestamp too: one clock call per read.
+        fetch.report(.received(task: task, bytes: bytes.count, received: received, t: fetch.elapsed(at: lastActivity)))
     }
 
     func connectionLost(_ reason: ConnectionLossReason) {

@@ -54,4 +54,44 @@ public struct SeedTranscript {
     }
 
     private func address(_ task: Int) -> String { task < addresses.count ? addresses[task] : "?" }
+
+    /// The lines for `event`, each followed by a newline, appended to `output`: the same text as `lines(for:)`.
+    /// An async fetch's read (the line printed thousands of times a second in a fan-out) is written straight into
+    /// the bytes, without a `String` or an array per read.
+    public mutating func appendLines(for event: FetchEvent, to output: inout [UInt8]) {
+        if mode == .async, case .received(let task, let bytes, let total, _) = event {
+            if task < received.count { received[task] = total }
+            output.append(contentsOf: "Task ".utf8)
+            Self.appendDecimal(task, to: &output)
+            output.append(contentsOf: ": got ".utf8)
+            Self.appendDecimal(bytes, to: &output)
+            output.append(contentsOf: " bytes of poetry from ".utf8)
+            var address = address(task)
+            address.withUTF8 { output.append(contentsOf: $0) }
+            output.append(UInt8(ascii: "\n"))
+            return
+        }
+        for line in lines(for: event) {
+            output.append(contentsOf: line.utf8)
+            output.append(UInt8(ascii: "\n"))
+        }
+    }
+
+    private static func appendDecimal(_ value: Int, to output: inout [UInt8]) {
+        guard value > 0 else {
+            if value == 0 { output.append(UInt8(ascii: "0")) } else { output.append(contentsOf: String(value).utf8) }
+            return
+        }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for any Int's 19 digits
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            while rest > 0 {
+                buffer[count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            }
+            output.append(contentsOf: buffer[..<count].reversed())
+        }
+    }
 }

@@ -85,9 +85,11 @@ struct GetCommand: ParsableCommand {
             default: break
             }
             // The transcript sees every event (it keeps the per-task totals); --quiet only drops the per-read lines.
-            let lines = transcript.lines(for: event)
-            if quiet, case .received = event { return }
-            for line in lines { Console.out(line) }
+            if quiet, case .received = event {
+                _ = transcript.lines(for: event)
+                return
+            }
+            Console.out { transcript.appendLines(for: event, to: &$0) }
         }
         let loop: Reactor
         do {
@@ -95,6 +97,8 @@ struct GetCommand: ParsableCommand {
         } catch {
             throw fail("\(error)")
         }
+        // A line per read, for thousands of sockets: gathered for a moment, written together.
+        Console.gatherLines(on: loop)
         let startedAt = MonotonicClock.now()
         /// Ctrl-C (or SIGTERM, SIGHUP): cancel, print the totals so far and the summary, and exit 130 as an
         /// interrupted program does; in every mode alike.

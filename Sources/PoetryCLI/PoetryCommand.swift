@@ -42,7 +42,7 @@ struct PoetryCommand: ParsableCommand {
             Console.out("No command given: starting the gateway on port 8080, as `poetry gateway` (`poetry --help` lists serve and get).")
         }
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRootWithLinearAddresses()
             try command.run()
         } catch {
             if exitCode(for: error) == .success || error is CleanExit {

@@ -45,6 +45,8 @@ public final class Reactor: @unchecked Sendable {
     private let crossThreadQueue = Locked<[PostedCall]>([])
     /// The calls being run, swapped with the queue under its lock so neither array is reallocated.
     @exclusivity(unchecked) private var runningPostedCalls: [PostedCall] = []
+    /// See `beforeEachWait`.
+    private var beforeWait: (() -> Void)?
     private var waker: Waker!
     private var signalWatcher: SignalWatcher?
 
@@ -160,6 +162,14 @@ public final class Reactor: @unchecked Sendable {
     }
 
     public var pendingTimers: Int { timers.count }
+
+    /// Runs `callback` each time the loop is about to wait for descriptors, after the timers and deferred calls of
+    /// the turn: for work that should be gathered over a turn and done once, such as output to a terminal or file
+    /// written in one system call rather than one per line. Replaces any earlier callback.
+    public func beforeEachWait(_ callback: @escaping () -> Void) {
+        assertInLoop()
+        beforeWait = callback
+    }
 
     /// Runs `callback` on the loop's next iteration, never re-entrantly inside the caller.
     public func callSoon(_ callback: @escaping () -> Void) {
@@ -288,6 +298,7 @@ public final class Reactor: @unchecked Sendable {
         var start = readClock()
         runDueTimers(now: start)
         runSoonCalls()
+        beforeWait?()
 
         let timeout = clock == nil ? waitTimeout(now: readClock()) : 0
         let beforeWait = readClock()

@@ -15,6 +15,9 @@ public final class TCPConnection: IOHandler {
     /// The remote address, looked up on first use (one system call fewer per connection for those that never ask).
     public private(set) lazy var peer: SocketAddress? = SocketAddress.peer(of: fd)
     @exclusivity(unchecked) public var handler: any ConnectionHandler
+    /// The reactor's shared read buffer, kept here so a read event touches no reference count of the reactor's (an
+    /// `unowned` load retains it). Valid as long as the reactor, which outlives every transport it dispatches to.
+    private let readBuffer: UnsafeMutableRawBufferPointer
 
     /// Above this many buffered bytes the handler is told to stop producing. (Both marks are read on every write.)
     @exclusivity(unchecked) public var highWatermark = 64 * 1024
@@ -117,6 +120,7 @@ public final class TCPConnection: IOHandler {
         self.reactor = reactor
         self.fd = fd
         self.handler = handler
+        readBuffer = reactor.readBuffer
         if noDelay { setNoDelay() }
         do {
             if alreadyRegistered {
@@ -265,7 +269,7 @@ public final class TCPConnection: IOHandler {
     // MARK: IOHandler
 
     public func readable() {
-        let buffer = reactor.readBuffer
+        let buffer = readBuffer
         // A few reads per wake-up, then let the other descriptors have their turn.
         for _ in 0..<4 {
             guard wantsToRead else { return }

@@ -30,9 +30,30 @@ struct FormatTests {
         #expect(throws: FetchTargets.ParseError.invalid(text)) { try FetchTargets.parse([text]) }
     }
 
-    private func run(_ mode: FetchMode, _ events: [FetchEvent]) -> [String] {
+    /// The lines of a transcript, checked against the same transcript appended as bytes (what `poetry get` prints):
+    /// both ways must say exactly the same thing.
+    private func run(_ mode: FetchMode, _ events: [FetchEvent], sourceLocation: SourceLocation = #_sourceLocation) -> [String] {
         var transcript = SeedTranscript(mode: mode)
-        return events.flatMap { transcript.lines(for: $0) }
+        let lines = events.flatMap { transcript.lines(for: $0) }
+        var appended = SeedTranscript(mode: mode)
+        var bytes: [UInt8] = []
+        for event in events { appended.appendLines(for: event, to: &bytes) }
+        #expect(String(decoding: bytes, as: UTF8.self) == lines.map { $0 + "\n" }.joined(), sourceLocation: sourceLocation)
+        return lines
+    }
+
+    @Test func aReadsLineAppendedAsBytesIsTheSameLine() {
+        let tasks = try! FetchTargets.parse(["10000", "[::1]:10001"] + Array(repeating: "65535", count: 10))
+        for (task, bytes) in [(1, 0), (2, 7), (12, 1_234_567), (11, 10), (99, 100)] {
+            var transcript = SeedTranscript(mode: .async)
+            var output: [UInt8] = []
+            let started = FetchEvent.started(mode: .async, tasks: tasks)
+            _ = transcript.lines(for: started)
+            let event = FetchEvent.received(task: task, bytes: bytes, received: bytes, t: 0.5)
+            let expected = transcript.lines(for: event)
+            transcript.appendLines(for: event, to: &output)
+            #expect(String(decoding: output, as: UTF8.self) == expected.map { $0 + "\n" }.joined())
+        }
     }
 
     private let seedTasks = try! FetchTargets.parse(["10000", "10001"])

@@ -33,6 +33,34 @@ struct LoopTests {
         #expect(reactor.stats.crossThreadCalls == UInt64(threads * perThread))
     }
 
+    /// The hook for work gathered over a turn (a command's output lines) runs once per turn, after the turn's timers
+    /// and deferred calls and before the loop waits: what they produced is out before the loop sleeps.
+    @Test func theBeforeWaitHookRunsOncePerTurnAfterTheTurnsCallbacks() throws {
+        let reactor = try Reactor()
+        var produced: [UInt64] = []
+        var handled: [UInt64] = []
+        var hookTurns: [UInt64] = []
+        reactor.beforeEachWait {
+            hookTurns.append(reactor.stats.iterations)
+            handled.append(contentsOf: produced)
+            produced.removeAll()
+        }
+        reactor.callLater(0.01) {
+            produced.append(reactor.stats.iterations)
+            reactor.callSoon {
+                produced.append(reactor.stats.iterations)
+                reactor.stop()
+            }
+        }
+        try runUntilStopped(reactor)
+        // Both callbacks' work was handled by the hook of their own turn, before the wait that ended it.
+        #expect(produced.isEmpty)
+        try #require(handled.count == 2)
+        let first = try #require(hookTurns.first)
+        #expect(hookTurns == Array(first..<first + UInt64(hookTurns.count)), "once per turn: \(hookTurns)")
+        #expect(hookTurns.contains(handled[0]) && hookTurns.contains(handled[1]))
+    }
+
     /// Deferred calls run in order on the next turn; a call made by one of them waits for the turn after, so a
     /// chain of them can never spin one iteration forever. (The loop swaps two arrays to run them: this is what
     /// that swap must keep.)
