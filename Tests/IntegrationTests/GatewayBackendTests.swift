@@ -40,23 +40,10 @@ struct GatewayBackendTests {
     func anOrderlyStopEndsALiveStream(backend: BackendKind) throws {
         let gateway = try TestGateway { $0.backend = backend }
         let port = try gateway.startServer("ecstasy", mode: "async", numBytes: 10, delay: 0.1)["port"] as! Int
-        let response = Locked<CurlResponse?>(nil)
-        let finished = DispatchSemaphore(value: 0)
-        let url = gateway.url
-        WorkerThread.start(name: "stream") {
-            let result = CurlClient().request("\(url)/api/fetch?targets=\(port)&format=ndjson", timeout: 20)
-            response.withLock { $0 = result }
-            finished.signal()
-        }
-        var open = false
-        for _ in 0..<500 where !open {
-            open = gateway.metric("poetry_streams_active") == 1
-            if !open { usleep(10_000) }
-        }
-        #expect(open, "the stream never opened")
+        let stream = BackgroundRequest("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")
+        #expect(gateway.waitUntil(metric: "poetry_streams_active", is: 1), "the stream never opened")
         gateway.shutdown()
-        #expect(finished.wait(timeout: .now() + 20) == .success)
-        let result = try #require(response.withLock { $0 })
+        let result = try #require(stream.wait())
         #expect(result.error == nil, "the stream did not end with its terminating chunk: \(result.error ?? "")")
         #expect(try ndjson(result.text).last?["event"] as? String == "shutdown")
     }

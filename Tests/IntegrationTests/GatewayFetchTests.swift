@@ -235,27 +235,15 @@ struct GatewayFetchTests {
         defer { gateway.stop() }
         // 31 sends 0.05 s apart: the first fetch holds the one blocking slot for about 1.5 s.
         let port = try gateway.startServer("ecstasy", mode: "async", numBytes: 100, delay: 0.05)["port"] as! Int
-        let first = Locked<CurlResponse?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        WorkerThread.start(name: "blocking") {
-            let response = CurlClient().request("\(gateway.url)/api/fetch?mode=blocking&targets=\(port)&format=ndjson", timeout: 20)
-            first.withLock { $0 = response }
-            done.signal()
-        }
-        var running = false
-        for _ in 0..<500 where !running {
-            running = gateway.metric("poetry_fetches_active") == 1
-            if !running { usleep(10_000) }
-        }
-        #expect(running, "the first blocking fetch never started")
+        let first = BackgroundRequest("\(gateway.url)/api/fetch?mode=blocking&targets=\(port)&format=ndjson")
+        #expect(gateway.waitUntil(metric: "poetry_fetches_active", is: 1), "the first blocking fetch never started")
         let second = CurlClient().request("\(gateway.url)/api/fetch?mode=blocking&targets=\(port)")
         #expect(second.status == 429)
         #expect(second.text.contains("too_many_blocking_fetches"))
         #expect(CurlClient().request("\(gateway.url)/api/fetch?mode=async&targets=\(port)&timeout=5", timeout: 1).status == 200,
                 "async fetches are not held back")
-        #expect(done.wait(timeout: .now() + 20) == .success)
         // The fetch that held the slot ran to its end, undisturbed by the refusal.
-        let response = try #require(first.withLock { $0 })
+        let response = try #require(first.wait())
         #expect(response.status == 200)
         #expect(response.error == nil, "\(response.error ?? "")")
         let events = try ndjson(response.text)
@@ -355,20 +343,11 @@ struct GatewayFetchTests {
     @Test func shutdownEndsOpenStreamsWithAFinalEvent() throws {
         let gateway = try TestGateway()
         let port = try gateway.startServer("ecstasy", mode: "async", numBytes: 10, delay: 0.05)["port"] as! Int
-        let result = Locked<CurlResponse?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        WorkerThread.start(name: "stream") {
-            let response = CurlClient().request("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")
-            result.withLock { $0 = response }
-            done.signal()
-        }
-        usleep(300_000)
-        let start = MonotonicClock.now()
+        let stream = BackgroundRequest("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")
+        #expect(gateway.waitUntil(metric: "poetry_streams_active", is: 1), "the stream never opened")
         gateway.shutdown()
         #expect(gateway.isStopped)
-        #expect(MonotonicClock.now() - start < 2_000_000_000)
-        #expect(done.wait(timeout: .now() + 5) == .success)
-        let response = try #require(result.withLock { $0 })
+        let response = try #require(stream.wait(limit: 5))
         #expect(response.error == nil, "the stream ended with its terminating chunk: \(response.error ?? "")")
         let events = try ndjson(response.text)
         #expect(events.last?["event"] as? String == "shutdown")

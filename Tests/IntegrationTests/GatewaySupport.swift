@@ -66,6 +66,36 @@ final class TestGateway: @unchecked Sendable {
     func metric(_ name: String) -> Double? {
         TestGatewayMetrics.value(name, url: url)
     }
+
+    /// Waits (polling /metrics, at most about 5 s) until `name` reads `value`; whether it did.
+    func waitUntil(metric name: String, is value: Double) -> Bool {
+        for _ in 0..<500 {
+            if metric(name) == value { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+}
+
+/// A request made on a thread of its own, for a stream the test acts on while it runs; its response once it ends.
+/// @unchecked Sendable: the response crosses threads only under its lock, and the semaphore orders the rest.
+final class BackgroundRequest: @unchecked Sendable {
+    private let response = Locked<CurlResponse?>(nil)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(_ url: String, timeout: Double = 20) {
+        WorkerThread.start(name: "request") { [self] in
+            let result = CurlClient().request(url, timeout: timeout)
+            response.withLock { $0 = result }
+            finished.signal()
+        }
+    }
+
+    /// The response, once the request has ended (nil if it did not within `limit` seconds).
+    func wait(limit: Double = 20) -> CurlResponse? {
+        guard finished.wait(timeout: .now() + limit) == .success else { return nil }
+        return response.withLock { $0 }
+    }
 }
 
 struct TestFailure: Error, CustomStringConvertible {
