@@ -8,6 +8,7 @@ import Synchronization
 import TestSupport
 
 /// A gateway running on its own thread, on a free port, serving this project's poems and page.
+/// @unchecked Sendable: the gateway is reached only on its reactor's thread (`sync`, `execute`); the rest is set once.
 final class TestGateway: @unchecked Sendable {
     let port: UInt16
     private let gateway: Confined<Gateway>

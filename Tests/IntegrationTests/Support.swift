@@ -10,6 +10,7 @@ import Synchronization
 import TestSupport
 
 /// An HTTP server on a background reactor with a handful of routes for exercising the server itself.
+/// @unchecked Sendable: the server is reached only on its reactor's thread, through `sync`; the rest is set once.
 final class TestHTTPServer: @unchecked Sendable {
     let loop: BackgroundReactor
     let port: UInt16

@@ -13,6 +13,8 @@ func poem(_ name: String) -> [UInt8] {
 
 /// A reactor on its own thread (the shared `BackgroundReactor`) serving poems, and misbehaving on request, for
 /// tests whose client side blocks the test thread. What it builds lives on the reactor's thread.
+/// @unchecked Sendable: its own fields are set once in `init`; what it built is touched only on the reactor's
+/// thread (through `sync`), and emptied by `stop` once that thread has ended.
 final class ServerFarm: @unchecked Sendable {
     enum Kind: Sendable {
         case poem([UInt8], numBytes: Int, delay: Double)
