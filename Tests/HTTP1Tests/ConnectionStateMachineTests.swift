@@ -85,8 +85,8 @@ struct ConnectionStateMachineTests {
         #expect(!driver.transport.readingPaused)
     }
 
-    /// Clients that stop reading after a keep-alive answer, after a refusal (the lingering close) and after
-    /// `Connection: close`: each is reset at the send timeout, whatever state it is in.
+    /// Clients that stop reading after a keep-alive answer and after `Connection: close`: each is reset at the send
+    /// timeout, whatever state it is in (the refusal's lingering close: `aRefusedClientThatNeverReadsIs…` below).
     @Test(arguments: [
         ("GET /big HTTP/1.1\r\nHost: x\r\n\r\n", HTTPConnectionStateMachine.State.writing),
         ("GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", .closing),
