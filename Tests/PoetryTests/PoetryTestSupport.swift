@@ -143,4 +143,14 @@ extension Array where Element == FetchEvent {
     func receivedChunks(task: Int) -> [Int] {
         compactMap { if case .received(task, let bytes, _, _) = $0 { return bytes } else { return nil } }
     }
+    /// How often consecutive reads came from different tasks: many for interleaved fetches, none for one at a time.
+    var taskSwitches: Int {
+        var switches = 0
+        var last = 0
+        for case .received(let task, _, _, _) in self where task != last {
+            switches += 1
+            last = task
+        }
+        return switches
+    }
 }

@@ -33,13 +33,7 @@ struct ThreadedAndLoopTests {
         let firstFinish = try #require(events.firstIndex { if case .finished = $0 { return true } else { return false } })
         let connectingBefore = events[..<firstFinish].filter { if case .connecting = $0 { return true } else { return false } }
         #expect(connectingBefore.count == 3)
-        var switches = 0
-        var last = 0
-        for case .received(let task, _, _, _) in events where task != last {
-            switches += 1
-            last = task
-        }
-        #expect(switches > 20, "threaded reads interleave across tasks")
+        #expect(events.taskSwitches > 20, "threaded reads interleave across tasks")
         // Each task's own events stay in order: connecting, connected, reads, then its end.
         for task in 1...3 {
             let mine = events.filter { $0.task == task && !$0.isLoopView }
