@@ -405,7 +405,8 @@ function watchReactor() {
     const blocked = stats.blockedSeconds - first.blockedSeconds;
     const busy = stats.busySeconds - first.busySeconds;
     const share = blocked + busy > 0 ? (100 * blocked) / (blocked + busy) : 100;
-    $('#reactor-backend').textContent = stats.backend;
+    // One figure per gateway: with several reactor threads the counts are their sums, and the backend says how many.
+    $('#reactor-backend').textContent = stats.threads > 1 ? `${stats.backend} × ${stats.threads}` : stats.backend;
     $('#reactor-wakeups').textContent = String(stats.iterations - first.iterations);
     $('#reactor-blocked').textContent = `${blocked.toFixed(3)} s (${share.toFixed(1)} %)`;
     $('#reactor-busy').textContent = `${busy.toFixed(3)} s (${(100 - share).toFixed(1)} %)`;

@@ -8,6 +8,8 @@ public struct GatewayConfig: Sendable {
     public var host = "127.0.0.1"
     public var port: UInt16 = 8080
     public var backend = BackendKind.default
+    /// Reactor threads serving the port, each with its own listener (SO_REUSEPORT), connections and fetches.
+    public var threads = 1
     public var poetryDirectory = "./poetry"
     public var publicDirectory = "./public"
     /// Also start the seed's three servers.

@@ -47,7 +47,8 @@ public final class HTTPServer {
     @exclusivity(unchecked) public var onResponse: ((_ status: HTTPStatus, _ tag: Int) -> Void)?
     let logger: Logger
 
-    public init(reactor: Reactor, address: SocketAddress, config: HTTPServerConfig = HTTPServerConfig(),
+    /// `reusePort`: listen with SO_REUSEPORT, so servers on several reactor threads can share one port.
+    public init(reactor: Reactor, address: SocketAddress, config: HTTPServerConfig = HTTPServerConfig(), reusePort: Bool = false,
                 logger: Logger = Logger(label: "http"), handler: @escaping HTTPHandler) throws(ReactorError) {
         self.reactor = reactor
         self.config = config
@@ -57,7 +58,7 @@ public final class HTTPServer {
         self.handler = handler
         self.logger = logger
         serverHeader = Array("Server: \(config.serverName)\r\n".utf8)
-        listener = try TCPListener(reactor: reactor, address: address, logger: logger) { [unowned self] fd in
+        listener = try TCPListener(reactor: reactor, address: address, reusePort: reusePort, logger: logger) { [unowned self] fd in
             self.accept(fd)
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Gateway
 import HTTP1
 import HTTPServer
@@ -24,6 +25,9 @@ struct GatewayCommand: ParsableCommand {
 
     @Option(help: "Reactor backend (select, poll, epoll, io_uring).")
     var reactor: BackendKindArgument = .default
+
+    @Option(help: "Reactor threads sharing the port (SO_REUSEPORT); the kernel spreads the connections among them. Default: one per available core, at most 64.")
+    var threads: Int?
 
     @Option(help: "Directory of poems (NAME.txt). Default: the package's own poetry/, found beside the executable.")
     var poetryDir: String?
@@ -102,6 +106,7 @@ struct GatewayCommand: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
+        if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be between 1 and 64.") }
         guard maxPoemBytes > 0 else { throw ValidationError("--max-poem-bytes must be positive.") }
         guard maxKeptPoemBytes > 0 else { throw ValidationError("--max-kept-poem-bytes must be positive.") }
         guard fetchDeadline > 0, fetchDeadline.isFinite else { throw ValidationError("--fetch-deadline must be a positive number of seconds.") }
@@ -116,6 +121,7 @@ struct GatewayCommand: ParsableCommand {
         config.host = host
         config.port = UInt16(port)
         config.backend = reactor.kind
+        config.threads = threads ?? min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 64)
         do throws(PackageFolders.Failure) {
             (config.poetryDirectory, config.publicDirectory) = try PackageFolders.locate(poetry: poetryDir, public: publicDir)
         } catch {
@@ -148,7 +154,7 @@ struct GatewayCommand: ParsableCommand {
         } catch {
             throw CommandFailure(message: "poetry gateway: \(error.message)")
         }
-        Console.out("Poetry gateway on \(gateway.url) (reactor: \(reactor.kind))")
+        Console.out("Poetry gateway on \(gateway.url) (reactor: \(reactor.kind), \(gateway.threads == 1 ? "1 thread" : "\(gateway.threads) threads"))")
         if reactor.kind == .select {
             // Said up front rather than discovered at the thousandth client.
             Console.out("Note: select watches only descriptors below \(FD_SETSIZE): connections and fetches past about a thousand are refused; poll and epoll have no such limit.")

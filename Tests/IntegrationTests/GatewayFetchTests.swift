@@ -282,7 +282,8 @@ struct GatewayFetchTests {
         defer { gateway.stop() }
         let port = try gateway.startServer("ecstasy", mode: "async", numBytes: 10, delay: 0.05)["port"] as! Int
         for mode in ["async", "blocking"] {
-            let descriptorsBefore = try gateway.sync { [reactor = gateway.reactor] in reactor.stats.registeredDescriptors }
+            // Summed over every reactor thread: the fetch may run on any of them.
+            let descriptorsBefore = try #require(gateway.metric("poetry_reactor_descriptors"))
             let response = CurlClient().request("\(gateway.url)/api/fetch?mode=\(mode)&targets=\(port),\(port)&format=ndjson") { partial in
                 // Hang up once poetry is flowing.
                 !String(decoding: partial.body, as: UTF8.self).contains("\"event\":\"data\"")
@@ -298,7 +299,7 @@ struct GatewayFetchTests {
             }
             #expect(settled, "\(mode): active gauges did not return to zero")
             usleep(50_000)
-            let descriptorsAfter = try gateway.sync { [reactor = gateway.reactor] in reactor.stats.registeredDescriptors }
+            let descriptorsAfter = try #require(gateway.metric("poetry_reactor_descriptors"))
             #expect(descriptorsAfter <= descriptorsBefore + 1, "\(mode): sockets left open (\(descriptorsBefore) → \(descriptorsAfter))")
         }
         #expect(gateway.metric("poetry_fetches_cancelled_total") == 2)

@@ -12,6 +12,8 @@ import Testing
 final class GatewayProcess {
     let process = Process()
     let port: UInt16
+    /// The first line it printed ("Poetry gateway on … (reactor: …, N threads)").
+    let banner: String
     private let errors = Pipe()
     private let output = Pipe()
 
@@ -38,6 +40,7 @@ final class GatewayProcess {
             throw TestFailure("gateway did not start: \(text)")
         }
         self.port = port
+        banner = text
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
@@ -158,10 +161,12 @@ struct GatewayProcessTests {
         #expect(plain.nextOutputLine().hasPrefix("Open "))
     }
 
-    /// SIGTERM, SIGINT and SIGHUP (a closed terminal, a service manager's stop) all stop it in order.
-    @Test(arguments: [SIGTERM, SIGHUP])
-    func aStopSignalEndsEveryOpenStreamWithAFinalEventAndExitsZero(signo: Int32) throws {
-        let gateway = try GatewayProcess()
+    /// SIGTERM, SIGINT and SIGHUP (a closed terminal, a service manager's stop) all stop it in order, on one
+    /// reactor thread or several (each thread's streams end with their final event).
+    @Test(arguments: zip([SIGTERM, SIGHUP, SIGTERM], [1, 1, 3]))
+    func aStopSignalEndsEveryOpenStreamWithAFinalEventAndExitsZero(signo: Int32, threads: Int) throws {
+        let gateway = try GatewayProcess(["--threads", String(threads)])
+        #expect(gateway.banner.contains(threads == 1 ? "1 thread)" : "\(threads) threads)"), "\(gateway.banner)")
         defer { gateway.stop() }
         let created = CurlClient().request("POST", "\(gateway.url)/api/servers",
                                            body: Array(#"{"poem":"ecstasy","mode":"async","numBytes":10,"delay":0.1}"#.utf8))

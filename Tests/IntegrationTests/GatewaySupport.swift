@@ -7,7 +7,9 @@ import Reactor
 import Synchronization
 import TestSupport
 
-/// A gateway running on its own thread, on a free port, serving this project's poems and page.
+/// A gateway running on its own threads, on a free port, serving this project's poems and page: two reactor
+/// threads unless a test says otherwise, so every gateway test also checks that requests behave the same
+/// whichever thread the kernel hands their connection to.
 /// @unchecked Sendable: the gateway is reached only on its reactor's thread (`sync`, `execute`); the rest is set once.
 final class TestGateway: @unchecked Sendable {
     let port: UInt16
@@ -19,6 +21,7 @@ final class TestGateway: @unchecked Sendable {
         config.port = 0
         config.poetryDirectory = "\(projectRoot)/poetry"
         config.publicDirectory = "\(projectRoot)/public"
+        config.threads = 2
         configure(&config)
         let gateway = try Gateway(config: config)
         self.gateway = Confined(value: gateway)
@@ -36,6 +39,22 @@ final class TestGateway: @unchecked Sendable {
 
     func sync<T: Sendable>(_ work: @escaping @Sendable () -> T) throws -> T {
         try loop.sync(work)
+    }
+
+    /// `work`'s result on each reactor thread of the gateway, in thread order: run there, as everything of a
+    /// thread's must be.
+    func onEachThread<T: Sendable>(_ work: @escaping @Sendable (GatewayWorker) -> T) -> [T] {
+        let box = gateway
+        return gateway.value.workers.indices.map { index in
+            let result = Locked<T?>(nil)
+            let ready = DispatchSemaphore(value: 0)
+            box.value.workers[index].reactor.execute {
+                result.withLock { $0 = work(box.value.workers[index]) }
+                ready.signal()
+            }
+            ready.wait()
+            return result.withLock { $0! }
+        }
     }
 
     /// The orderly shutdown SIGTERM triggers; returns once the loop has stopped.

@@ -1,0 +1,73 @@
+import Foundation
+@testable import Gateway
+import Testing
+
+/// `--threads`: several reactor threads on one port. Each connection lands on whichever thread the kernel picks;
+/// the API must answer the same on every one of them, and the limits and counters must be the gateway's, not a
+/// thread's.
+@Suite("The gateway on several reactor threads")
+struct GatewayThreadsTests {
+    /// Fresh connections spread over the threads, and every one of them sees the servers started on another.
+    @Test func connectionsSpreadAndEveryThreadSeesTheServers() throws {
+        let gateway = try TestGateway { $0.threads = 2 }
+        defer { gateway.stop() }
+        let id = try #require(try gateway.startServer("science")["id"] as? Int)
+        for _ in 0..<24 {
+            let response = CurlClient().request("\(gateway.url)/api/servers/\(id)")
+            #expect(response.status == 200, "\(response.text)")
+        }
+        let accepted = gateway.onEachThread { $0.http.stats.connectionsAccepted }
+        #expect(accepted.count == 2)
+        // 25 connections, each thread's share left to the kernel's hash: all on one has odds of 2 in 2^25.
+        #expect(accepted.allSatisfy { $0 > 0 }, "connections per thread: \(accepted)")
+        #expect(accepted.reduce(0, +) == 25)
+        let deleted = CurlClient().request("DELETE", "\(gateway.url)/api/servers/\(id)")
+        #expect(deleted.status == 204)
+        for _ in 0..<8 {
+            #expect(CurlClient().request("\(gateway.url)/api/servers/\(id)").status == 404)
+        }
+    }
+
+    /// The stream limit is the gateway's: with one stream open, every other connection, on any thread, is refused
+    /// until it ends; and /metrics adds up every thread's requests.
+    @Test(arguments: [1, 2, 3])
+    func limitsAndCountersAreTheGatewaysNotAThreads(threads: Int) throws {
+        let gateway = try TestGateway {
+            $0.threads = threads
+            $0.maxStreams = 1
+        }
+        defer { gateway.stop() }
+        let port = try #require(try gateway.startServer("ecstasy", numBytes: 200, delay: 0.05)["port"] as? Int)
+        let stream = BackgroundRequest("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")
+        #expect(gateway.waitUntil(metric: "poetry_streams_active", is: 1), "the stream never opened")
+        for _ in 0..<12 {
+            let refused = CurlClient().request("\(gateway.url)/api/fetch?targets=\(port)")
+            #expect(refused.status == 429, "\(refused.text)")
+        }
+        #expect(gateway.onEachThread { $0.activeStreams }.reduce(0, +) == 1)
+        let ended = try #require(stream.wait())
+        #expect(ended.status == 200)
+        #expect(gateway.waitUntil(metric: "poetry_streams_active", is: 0))
+        let second = CurlClient().request("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")
+        #expect(second.status == 200)
+        #expect(gateway.metric("poetry_fetches_total") == 2)
+        #expect(gateway.metric("poetry_reactor_threads") == Double(threads))
+        let refusals = TestGatewayMetrics.value("poetry_http_requests_total{route=\"/api/fetch\",method=\"GET\",status=\"429\"}", url: gateway.url)
+        #expect(refusals == 12)
+        let reactorInfo = try jsonObject(CurlClient().request("\(gateway.url)/api/reactor").body)
+        #expect(reactorInfo["threads"] as? Int == threads)
+    }
+
+    /// Fetch ids name a fetch in its events: unique across threads.
+    @Test func fetchIDsAreUniqueAcrossThreads() throws {
+        let gateway = try TestGateway { $0.threads = 2 }
+        defer { gateway.stop() }
+        let port = try #require(try gateway.startServer("science", numBytes: 4000, delay: 0.001)["port"] as? Int)
+        var ids: [String] = []
+        for _ in 0..<12 {
+            let response = CurlClient().request("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")
+            ids.append(response.header("X-Fetch-Id") ?? "none")
+        }
+        #expect(Set(ids).count == 12, "\(ids)")
+    }
+}
