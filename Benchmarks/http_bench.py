@@ -7,7 +7,9 @@ wrk -t1 -c64 for keep-alive; the same with `Connection: close` for connection-pe
 comes from /proc (user + system time of the server's processes during the run). Every server gets a second of
 warm-up load first, and each round starts with the next server in turn. Prints medians, the ratios of the
 medians and the median of each round's own ratio (its two runs seconds apart, so host drift cancels).
-Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3] [--peers nginx,nio,hummingbird,asyncio,twisted] [--pin]
+With --threads 1,2 it also runs the gateway with `--threads 2` against nginx with 2 workers (wrk -t2 -c128), in
+the same rounds; the single-threaded peers run at N = 1 only.
+Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3] [--peers nginx,nio,hummingbird,asyncio,twisted] [--threads 1,2] [--pin]
 """
 import argparse
 import os
@@ -21,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import ROOT, build_release, build_swift_peer, python_peers_env, children, cpu_seconds, free_port, machine, median, table, wait_for_port
 
 NGINX_CONF = """
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log;
@@ -47,8 +49,8 @@ PIN_SERVER = []
 PIN_LOAD = []
 
 
-def run_wrk(port, duration, close):
-    args = PIN_LOAD + ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/healthz"]
+def run_wrk(port, duration, close, threads=1):
+    args = PIN_LOAD + ["wrk", f"-t{threads}", f"-c{64 * threads}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/healthz"]
     if close:
         args[len(PIN_LOAD) + 1:len(PIN_LOAD) + 1] = ["-H", "Connection: close"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
@@ -60,12 +62,17 @@ def run_wrk(port, duration, close):
     return rps, requests, float(p99.group(1)) * scale, int(errors.group(1)) if errors else 0
 
 
+def gateway_name(threads):
+    return "poetry-gateway" if threads == 1 else f"poetry-gateway {threads} threads"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--peers", default="nginx,nio,hummingbird,asyncio,twisted")
     parser.add_argument("--pin", action="store_true", help="servers on CPU 1, wrk on CPU 0 (taskset)")
+    parser.add_argument("--threads", default="1", help="reactor threads / nginx workers to compare at, e.g. 1,2")
     opts = parser.parse_args()
     if opts.pin and shutil.which("taskset") and os.cpu_count() >= 2:
         PIN_SERVER[:] = ["taskset", "-c", "1"]
@@ -76,11 +83,19 @@ def main():
     poetry = build_release()
     work = tempfile.mkdtemp()
     servers = {}
-    gport = free_port()
-    gateway = subprocess.Popen(PIN_SERVER + [poetry, "gateway", "--port", str(gport), "--public-dir", os.path.join(ROOT, "public"),
-                                "--poetry-dir", os.path.join(ROOT, "poetry")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    servers["poetry-gateway"] = (gport, lambda: [gateway.pid])
-    processes = [gateway]
+    # Name -> (N, the peer it is compared with at that N); every server runs with wrk -tN -c64N.
+    level = {}
+    processes = []
+    counts = [int(n) for n in opts.threads.split(",")]
+    for n in counts:
+        gport = free_port()
+        gateway = subprocess.Popen(PIN_SERVER + [poetry, "gateway", "--port", str(gport), "--threads", str(n),
+                                    "--public-dir", os.path.join(ROOT, "public"), "--poetry-dir", os.path.join(ROOT, "poetry")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        name = gateway_name(n)
+        servers[name] = (gport, lambda gateway=gateway: [gateway.pid])
+        level[name] = n
+        processes.append(gateway)
 
     def start(name, args, cwd=None):
         port = free_port()
@@ -88,27 +103,33 @@ def main():
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append(process)
         servers[name] = (port, lambda: [process.pid] + children(process.pid))
+        level[name] = 1
         return port
 
-    if "nginx" in wanted:
+    for n in counts if "nginx" in wanted else []:
         port = free_port()
-        with open(f"{work}/nginx.conf", "w") as f:
-            f.write(NGINX_CONF.format(dir=work, port=port))
-        nginx = subprocess.Popen(PIN_SERVER + ["nginx", "-c", f"{work}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        folder = f"{work}/nginx{n}"
+        os.makedirs(folder)
+        with open(f"{folder}/nginx.conf", "w") as f:
+            f.write(NGINX_CONF.format(dir=folder, port=port, workers=n))
+        nginx = subprocess.Popen(PIN_SERVER + ["nginx", "-c", f"{folder}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append(nginx)
-        servers["nginx 1 worker"] = (port, lambda: [nginx.pid] + children(nginx.pid))
+        name = "nginx 1 worker" if n == 1 else f"nginx {n} workers"
+        servers[name] = (port, lambda nginx=nginx: [nginx.pid] + children(nginx.pid))
+        level[name] = n
+    single = 1 in counts
     for key, name, folder, product in (("nio", "SwiftNIO 1 thread", "nio", "NIOPeer"),
                                        ("hummingbird", "Hummingbird 2, 1 thread", "hummingbird-peer", "HummingbirdPeer")):
-        if key in wanted:
+        if key in wanted and single:
             binary = build_swift_peer(folder, product)
             if binary:
                 start(name, [binary, "{port}"])
             else:
                 print(f"{name} did not build; left out", file=sys.stderr)
     peers_dir = os.path.join(ROOT, "Benchmarks/peers")
-    if "asyncio" in wanted:
+    if "asyncio" in wanted and single:
         start("asyncio Protocol", [sys.executable, os.path.join(peers_dir, "asyncio_server.py"), "{port}"])
-    if "twisted" in wanted:
+    if "twisted" in wanted and single:
         python = python_peers_env(["twisted"])
         if python:
             start("Twisted web", [python, os.path.join(peers_dir, "twisted_server.py"), "{port}"])
@@ -119,8 +140,8 @@ def main():
         for port, _ in servers.values():
             wait_for_port(port)
         # A second of load each before anything is measured, so no server's first round pays for its warm-up.
-        for port, _ in servers.values():
-            run_wrk(port, 1, False)
+        for name, (port, _) in servers.items():
+            run_wrk(port, 1, False, level[name])
         names = list(servers)
         for round_ in range(opts.rounds):
             # Each round starts with the next server, so none always runs first (or right after the same peer).
@@ -129,7 +150,7 @@ def main():
                 for name in order:
                     port, pids = servers[name]
                     before = cpu_seconds(pids())
-                    rps, requests, p99, errors = run_wrk(port, opts.duration, close)
+                    rps, requests, p99, errors = run_wrk(port, opts.duration, close, level[name])
                     cpu = cpu_seconds(pids()) - before
                     results[name]["close" if close else "keep"].append((rps, cpu / requests * 1e6, p99, errors))
                     print(f"round {round_ + 1} {'close' if close else 'keep-alive'} {name}: {rps:.0f} req/s, "
@@ -141,7 +162,7 @@ def main():
             process.wait()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nMachine: {machine()}. wrk -t1 -c64 -d{opts.duration}s, {opts.rounds} rounds, medians.\n")
+    print(f"\nMachine: {machine()}. wrk -tN -c64N -d{opts.duration}s (N = the server's threads), {opts.rounds} rounds, medians.\n")
     rows = []
     for name, r in results.items():
         for kind in ("keep", "close"):
@@ -150,18 +171,18 @@ def main():
                          f"{median([x[0] for x in runs]):.0f}", f"{median([x[1] for x in runs]):.1f}",
                          f"{median([x[2] for x in runs]):.2f}"])
     print(table(["server", "requests", "req/s", "CPU µs/req", "p99 ms"], rows))
-    ours = results["poetry-gateway"]
     print("Ratios: of the medians, then [the median of each round's own ratio, whose two runs were seconds apart].")
     for peer, theirs in results.items():
-        if peer == "poetry-gateway":
+        if peer.startswith("poetry-gateway"):
             continue
+        ours = results[gateway_name(level[peer])]
         for kind, label in (("keep", "keep-alive"), ("close", "Connection: close")):
             parts = []
             for field, what in ((0, "throughput"), (1, "CPU per request"), (2, "p99")):
                 of_medians = median([x[field] for x in ours[kind]]) / median([x[field] for x in theirs[kind]])
                 paired = median([a[field] / b[field] for a, b in zip(ours[kind], theirs[kind])])
                 parts.append(f"{what} {of_medians:.2f}× [{paired:.2f}×]")
-            print(f"{label}: gateway / {peer}: " + ", ".join(parts))
+            print(f"{label}: {gateway_name(level[peer])} / {peer}: " + ", ".join(parts))
 
 
 if __name__ == "__main__":
