@@ -123,7 +123,7 @@ public final class Gateway {
     }
 
     /// Runs every thread until SIGINT/SIGTERM/SIGHUP (an orderly shutdown; a second signal exits at once) or
-    /// `stop()` on the first thread's reactor; returns once every thread has stopped.
+    /// `stop()` on the first thread's reactor (the same orderly shutdown); returns once every thread has stopped.
     public func run(handleSignals: Bool = true) throws(GatewayStartError) {
         var finished: [DispatchSemaphore] = []
         for worker in workers.dropFirst() {
@@ -140,8 +140,12 @@ public final class Gateway {
             }
         }
         defer {
-            // However the first thread's loop ended, no other thread outlives `run`.
-            for worker in workers.dropFirst() { worker.reactor.stop() }
+            // However the first thread's loop ended (shutdown, or `stop()`), no other thread outlives `run`, and
+            // none is cut off before it has ended its streams: each is asked to shut down (nothing new if it
+            // already is) and stops its own loop once drained. A bare `stop()` here could overtake the request.
+            for peer in primary.peers.dropFirst() {
+                peer.reactor.execute { peer.worker.shutdown { peer.reactor.stop() } }
+            }
             for done in finished { done.wait() }
         }
         do {
@@ -152,33 +156,41 @@ public final class Gateway {
                 }
             }
             try reactor.run()
+            if !primary.shuttingDown {
+                // Stopped by a bare `stop()`: end in order all the same, streams included (a reactor may run again).
+                shutdown()
+                try reactor.run()
+            }
         } catch {
             throw GatewayStartError(message: error.description)
         }
     }
 
     /// Stops accepting on every thread, ends every stream with a final event, stops the servers, then stops each
-    /// loop once its connections have closed (at most about 1.5 s later). Call on the first thread.
+    /// loop once its connections have closed (at most about 1.5 s later). Call on the first thread, which stops
+    /// last: once its own connections, the servers and every other thread are done.
     public func shutdown() {
         guard !primary.shuttingDown else { return }
         logger.info("shutting down: \(shared.allowance.openStreams) streams, \(shared.servers.count) servers, \(workers.count) threads")
-        for peer in primary.peers.dropFirst() {
-            peer.reactor.execute { peer.worker.shutdown { peer.reactor.stop() } }
-        }
-        var serversStopped = false
-        var drained = false
         let reactor = reactor
-        primary.shutdown {
-            drained = true
-            if serversStopped { reactor.stop() }
+        // The first thread's drain, the servers, and each other thread.
+        var pending = 2 + workers.count - 1
+        let oneDone = LoopConfined {
+            pending -= 1
+            if pending == 0 { reactor.stop() }
         }
-        shared.servers.local { registry in
-            registry.stopAll {
-                serversStopped = true
-                if drained { reactor.stop() }
+        for peer in primary.peers.dropFirst() {
+            peer.reactor.execute {
+                peer.worker.shutdown {
+                    peer.reactor.stop()
+                    reactor.execute { oneDone.value() }
+                }
             }
         }
-        reactor.callLater(1.5) { reactor.stop() }
+        primary.shutdown { oneDone.value() }
+        shared.servers.local { registry in registry.stopAll { oneDone.value() } }
+        // Each thread gives up on its slow clients after 1.5 s of its own; this is the backstop for the first.
+        reactor.callLater(2) { reactor.stop() }
     }
 }
 

@@ -248,20 +248,34 @@ final class GatewayWorker {
     // MARK: stopping
 
     /// Stops accepting and ends every stream with a final event; `drained` runs once this worker's connections
-    /// have all closed, or after `limit` seconds, whichever is first.
+    /// have all closed, or after `limit` seconds, whichever is first (at once if that was already so: asking
+    /// again adds a waiter, never a second shutdown).
     func shutdown(limit: Double = 1.5, drained: @escaping () -> Void) {
-        guard !shuttingDown else { return }
+        if let waiters = drainWaiters {
+            drainWaiters = waiters + [drained]
+            return
+        }
+        if shuttingDown { return drained() }
         shuttingDown = true
+        drainWaiters = [drained]
         if !sessions.isEmpty { logger.info("thread \(index): ending \(sessions.count) streams") }
         for session in Array(sessions.values) { session.shutdown() }
         http.shutdown()
         let end = reactor.now &+ MonotonicClock.nanoseconds(fromSeconds: limit)
         func check() {
-            if http.openConnections == 0 || reactor.now >= end { return drained() }
-            reactor.callLater(0.01, check)
+            guard http.openConnections == 0 || reactor.now >= end else {
+                reactor.callLater(0.01, check)
+                return
+            }
+            let waiters = drainWaiters ?? []
+            drainWaiters = nil
+            for waiter in waiters { waiter() }
         }
         check()
     }
+
+    /// Who waits for a shutdown underway to drain (nil when none is).
+    private var drainWaiters: [() -> Void]?
 
     var activeStreams: Int { sessions.count }
 }

@@ -70,4 +70,25 @@ struct GatewayThreadsTests {
         }
         #expect(Set(ids).count == 12, "\(ids)")
     }
+
+    /// However the first thread's loop ends (here a bare stop, not the signal's shutdown), every other thread
+    /// still ends its own streams with their final event before `run` returns: none is cut off mid-stream.
+    @Test func stoppingTheFirstThreadEndsEveryThreadsStreams() throws {
+        let gateway = try TestGateway { $0.threads = 2 }
+        let port = try #require(try gateway.startServer("ecstasy", numBytes: 10, delay: 0.1)["port"] as? Int)
+        var streams: [BackgroundRequest] = []
+        // Streams until each thread has one (fresh connections land where the kernel's hash puts them).
+        while streams.count < 16 {
+            streams.append(BackgroundRequest("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson"))
+            #expect(gateway.waitUntil(metric: "poetry_streams_active", is: Double(streams.count)))
+            if gateway.onEachThread({ $0.activeStreams }).allSatisfy({ $0 > 0 }) { break }
+        }
+        #expect(gateway.onEachThread { $0.activeStreams }.allSatisfy { $0 > 0 })
+        gateway.stop()
+        for stream in streams {
+            let result = try #require(stream.wait(limit: 10))
+            #expect(result.error == nil, "a stream did not end with its terminating chunk: \(result.error ?? "")")
+            #expect(try ndjson(result.text).last?["event"] as? String == "shutdown")
+        }
+    }
 }
