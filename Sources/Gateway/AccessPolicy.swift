@@ -29,7 +29,13 @@ struct AccessPolicy {
 
     func check(_ request: HTTPRequest) -> GatewayError? {
         // No Host at all comes only from HTTP/1.0 clients (the parser requires it of 1.1); a browser always sends one.
-        if checksNames, !request.headers.withFirstValue("host", { host in
+        if checksNames, let authority = request.head.absoluteFormAuthority {
+            // Sent as to a proxy: the target's authority names the host, and Host is ignored (RFC 9112 §3.2.2).
+            var name = authority
+            if !name.withUTF8({ hosts.matchesHost($0) }) {
+                return .forbidden("the request target names '\(authority)', not this gateway; use http://localhost:\(hosts.port)/")
+            }
+        } else if checksNames, !request.headers.withFirstValue("host", { host in
             host.map { hostMemo.isAccepted($0, check: hosts.matchesHost) } ?? true
         }) {
             let host = request.headers["Host"] ?? ""

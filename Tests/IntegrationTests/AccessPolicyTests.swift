@@ -22,6 +22,23 @@ struct AccessPolicyTests {
         }
     }
 
+    /// A request sent as to a proxy (absolute-form target) names its host in the target, and RFC 9112 §3.2.2 says
+    /// the Host header is then ignored: the target's authority is what is checked.
+    @Test func anAbsoluteFormTargetIsCheckedByItsAuthorityNotItsHost() throws {
+        let gateway = try TestGateway()
+        defer { gateway.stop() }
+        let port = gateway.port
+        func status(target: String, host: String) throws -> String {
+            let client = try RawClient(port: port)
+            client.send("GET \(target) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+            return String(client.readUntilClosed().text.prefix(12))
+        }
+        #expect(try status(target: "http://evil.example:\(port)/api/poems", host: "127.0.0.1:\(port)") == "HTTP/1.1 403")
+        #expect(try status(target: "HTTP://127.0.0.1.evil.example/api/poems", host: "localhost:\(port)") == "HTTP/1.1 403")
+        #expect(try status(target: "http://localhost:\(port)/api/poems", host: "evil.example") == "HTTP/1.1 200")
+        #expect(try status(target: "http://[::1]:\(port)?x=1", host: "evil.example") == "HTTP/1.1 200")
+    }
+
     /// A page on another site can make a browser GET the API (an <img> naming /api/fetch?targets=…) with our own
     /// Host and no Origin; the browser's Sec-Fetch-Site says where it came from, and a cross-site one is refused.
     /// The page itself, same-origin API calls and clients that send no such header are not affected.
