@@ -7,8 +7,9 @@ wrk -t1 -c64 for keep-alive; the same with `Connection: close` for connection-pe
 comes from /proc (user + system time of the server's processes during the run). Every server gets a second of
 warm-up load first, and each round starts with the next server in turn. Prints medians, the ratios of the
 medians and the median of each round's own ratio (its two runs seconds apart, so host drift cancels).
-With --threads 1,2 it also runs the gateway with `--threads 2` against nginx with 2 workers (wrk -t2 -c128), in
-the same rounds; the single-threaded peers run at N = 1 only.
+With --threads 1,2 it also runs the gateway with `--threads 2` against nginx with 2 workers (`reuseport`: a
+listener per worker, as the gateway has one per thread; wrk -t2 -c128), in the same rounds; the single-threaded
+peers run at N = 1 only.
 Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3] [--peers nginx,nio,hummingbird,asyncio,twisted] [--threads 1,2] [--pin]
 """
 import argparse
@@ -37,7 +38,7 @@ http {{
     scgi_temp_path {dir}/scgi;
     keepalive_requests 1000000;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{reuseport};
         location /healthz {{ default_type text/plain; return 200 "ok\\n"; }}
     }}
 }}
@@ -74,6 +75,8 @@ def main():
     parser.add_argument("--pin", action="store_true", help="servers on CPU 1, wrk on CPU 0 (taskset)")
     parser.add_argument("--threads", default="1", help="reactor threads / nginx workers to compare at, e.g. 1,2")
     opts = parser.parse_args()
+    if opts.pin and opts.threads != "1":
+        sys.exit("--pin puts every server on one CPU: use it with --threads 1 only")
     if opts.pin and shutil.which("taskset") and os.cpu_count() >= 2:
         PIN_SERVER[:] = ["taskset", "-c", "1"]
         PIN_LOAD[:] = ["taskset", "-c", "0"]
@@ -111,7 +114,8 @@ def main():
         folder = f"{work}/nginx{n}"
         os.makedirs(folder)
         with open(f"{folder}/nginx.conf", "w") as f:
-            f.write(NGINX_CONF.format(dir=folder, port=port, workers=n))
+            # With several workers, one listener each on the shared port, as the gateway's threads have.
+            f.write(NGINX_CONF.format(dir=folder, port=port, workers=n, reuseport=" reuseport" if n > 1 else ""))
         nginx = subprocess.Popen(PIN_SERVER + ["nginx", "-c", f"{folder}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append(nginx)
         name = "nginx 1 worker" if n == 1 else f"nginx {n} workers"

@@ -22,7 +22,7 @@ public final class Gateway {
 
     /// Binds every thread's listener (so a port in use fails here), each on a new reactor; `run` starts them.
     public init(config: GatewayConfig, logger: Logger = Logger(label: "gateway")) throws(GatewayStartError) {
-        precondition(config.threads >= 1, "a gateway needs at least one reactor thread")
+        guard config.threads >= 1 else { throw GatewayStartError(message: "a gateway needs at least one reactor thread (threads: \(config.threads))") }
         self.config = config
         fetchSocketBudget = Self.fetchSocketBudget(for: config)
         self.logger = logger
@@ -88,10 +88,11 @@ public final class Gateway {
     }
 
     /// What fetches may hold: the descriptor limit less the HTTP connections' share (at most half of it), the
-    /// poetry servers' listeners and their clients, and a margin; never less than one fetch's worth of 16.
+    /// poetry servers' listeners and their clients, each reactor thread's own (epoll, wake-up, listener), and a
+    /// margin; never less than one fetch's worth of 16.
     static func fetchSocketBudget(for config: GatewayConfig) -> Int {
         let limit = descriptorLimit
-        return max(16, limit - min(config.http.maxConnections, limit / 2) - 2 * config.maxServers - 64)
+        return max(16, limit - min(config.http.maxConnections, limit / 2) - 2 * config.maxServers - 3 * config.threads - 64)
     }
     public var url: String {
         let host = config.host.contains(":") ? "[\(config.host)]" : config.host
@@ -126,15 +127,22 @@ public final class Gateway {
     /// `stop()` on the first thread's reactor (the same orderly shutdown); returns once every thread has stopped.
     public func run(handleSignals: Bool = true) throws(GatewayStartError) {
         var finished: [DispatchSemaphore] = []
+        let gateway = LoopConfined(self)
         for worker in workers.dropFirst() {
             let done = DispatchSemaphore(value: 0)
             finished.append(done)
-            let (reactor, logger, index) = (worker.reactor, logger, worker.index)
+            let (primary, logger, index) = (reactor, logger, worker.index)
+            let thread = LoopConfined(worker)
             WorkerThread.start(name: "gateway-\(index)") {
                 do {
-                    try reactor.run()
+                    try thread.value.reactor.run()
                 } catch {
-                    logger.error("reactor thread \(index) stopped: \(error)")
+                    // Its listener would go on taking its share of the connections with no loop to serve them, and
+                    // every /metrics would wait for it: close the listener (the loop has returned, so this thread
+                    // may) and stop the whole gateway in order.
+                    logger.error("reactor thread \(index) failed: \(error); stopping the gateway")
+                    thread.value.http.stopAccepting()
+                    primary.execute { gateway.value.shutdown() }
                 }
                 done.signal()
             }
@@ -147,6 +155,9 @@ public final class Gateway {
                 peer.reactor.execute { peer.worker.shutdown { peer.reactor.stop() } }
             }
             for done in finished { done.wait() }
+            // Work posted to a loop that had already stopped would keep what it captured (a connection, and through
+            // it the reactor) alive for good.
+            for worker in workers { worker.reactor.discardPostedCalls() }
         }
         do {
             if handleSignals {
@@ -172,7 +183,8 @@ public final class Gateway {
     public func shutdown() {
         guard !primary.shuttingDown else { return }
         logger.info("shutting down: \(shared.allowance.openStreams) streams, \(shared.servers.count) servers, \(workers.count) threads")
-        let reactor = reactor
+        // Unowned in what is posted and scheduled: left queued on a stopped loop, it must not keep the loop alive.
+        unowned let reactor = reactor
         // The first thread's drain, the servers, and each other thread.
         var pending = 2 + workers.count - 1
         let oneDone = LoopConfined {
@@ -189,7 +201,7 @@ public final class Gateway {
         }
         primary.shutdown { oneDone.value() }
         shared.servers.local { registry in registry.stopAll { oneDone.value() } }
-        // Each thread gives up on its slow clients after 1.5 s of its own; this is the backstop for the first.
+        // Each thread gives up on its slow clients 1.5 s after it hears of the shutdown; this is the backstop.
         reactor.callLater(2) { reactor.stop() }
     }
 }

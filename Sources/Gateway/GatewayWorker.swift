@@ -19,7 +19,7 @@ final class GatewayWorker {
     /// Every worker of the gateway, this one included, set once before any of them runs.
     var peers: [GatewayWorkerHandle] = []
     private let shared: GatewaySharedState
-    private var config: GatewayConfig { shared.config }
+    private let config: GatewayConfig
     private let staticFiles: StaticFiles
     private var sessions: [Int: FetchSession] = [:]
     private let policy: AccessPolicy
@@ -32,6 +32,7 @@ final class GatewayWorker {
         self.index = index
         self.reactor = reactor
         self.shared = shared
+        config = shared.config
         self.logger = logger
         staticFiles = StaticFiles(root: shared.config.publicDirectory)
         do {
@@ -76,8 +77,8 @@ final class GatewayWorker {
 
     private func installRoutes() {
         router.fallback = { [staticFiles] request, writer in staticFiles.handle(request, writer) }
-        router.get("/healthz") { _, _, writer in
-            writer.respond(status: .ok, headers: Self.textHeaders, body: Self.okBody)
+        router.get("/healthz") { [textHeaders, okBody] _, _, writer in
+            writer.respond(status: .ok, headers: textHeaders, body: okBody)
         }
         router.get("/metrics") { [unowned self] request, _, writer in
             // Prometheus asks for OpenMetrics first; anyone else gets the classic text format.
@@ -155,8 +156,10 @@ final class GatewayWorker {
         default: return false
         }
     }
-    private static let textHeaders = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")])
-    private static let okBody = Array("ok\n".utf8)
+    // Each thread's own, not static: retaining one object shared by every thread on each request would move its
+    // reference count's cache line between the cores.
+    private let textHeaders = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")])
+    private let okBody = Array("ok\n".utf8)
 
     /// Every worker's figures summed, handed to `done` on this thread: each other worker takes its snapshot on its
     /// own thread and posts it back.
@@ -184,6 +187,7 @@ final class GatewayWorker {
     }
 
     private func startServer(_ request: HTTPRequest, _ writer: HTTPResponseWriter) {
+        guard !shuttingDown else { return GatewayError.conflict("the gateway is shutting down").respond(writer) }
         let started: (entry: PoemCatalog.Entry, mode: FetchMode, config: PoetryServerConfig)
         do throws(GatewayError) {
             try ServerRequest.check(contentType: request.headers["Content-Type"], body: request.body)

@@ -23,20 +23,7 @@ struct MetricsSnapshot: Sendable {
         fetchesStarted += other.fetchesStarted
         fetchesCancelled += other.fetchesCancelled
         eventDelay.merge(other.eventDelay)
-        http.connectionsAccepted += other.http.connectionsAccepted
-        http.connectionsRefused += other.http.connectionsRefused
-        http.openConnections += other.http.openConnections
-        http.requests += other.http.requests
-        http.rejectedRequests += other.http.rejectedRequests
-        http.timeouts += other.http.timeouts
-        http.sendTimeouts += other.http.sendTimeouts
-        http.idleConnectionsEvicted += other.http.idleConnectionsEvicted
-        reactor.iterations += other.reactor.iterations
-        reactor.eventsDispatched += other.reactor.eventsDispatched
-        reactor.timersFired += other.reactor.timersFired
-        reactor.crossThreadCalls += other.reactor.crossThreadCalls
-        reactor.blockedNanoseconds += other.reactor.blockedNanoseconds
-        reactor.busyNanoseconds += other.reactor.busyNanoseconds
-        reactor.registeredDescriptors += other.reactor.registeredDescriptors
+        http.add(other.http)
+        reactor.add(other.reactor)
     }
 }

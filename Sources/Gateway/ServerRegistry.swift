@@ -110,6 +110,8 @@ final class ServerRegistry {
     var all: [ManagedServer] { servers.values.sorted { $0.id < $1.id } }
 
     func start(poem: String, mode: FetchMode, config: PoetryServerConfig) throws(GatewayError) -> ManagedServer {
+        // A request from another reactor thread can arrive after the shutdown stopped every server.
+        guard !closed else { throw .conflict("the gateway is shutting down") }
         guard servers.count < maxServers else { throw .tooManyServers(maxServers) }
         let server = try ManagedServer(id: nextID, poem: poem, mode: mode, config: config, reactor: reactor)
         nextID += 1
@@ -124,7 +126,11 @@ final class ServerRegistry {
         return true
     }
 
+    /// Set by `stopAll`: no server starts after it.
+    private var closed = false
+
     func stopAll(_ done: @escaping () -> Void) {
+        closed = true
         var remaining = servers.count
         guard remaining > 0 else { return done() }
         for server in servers.values {

@@ -102,14 +102,16 @@ public struct HTTPRequestHead: Sendable, Equatable {
     public var target: String { storage.string(targetSpan.start, targetSpan.end) }
     /// The authority (`host[:port]`) of an absolute-form target (`http://host:port/path`), which RFC 9112 §3.2.2
     /// says an origin server must use instead of the Host header; nil for origin-form and asterisk-form targets.
-    /// Made on demand: only a request sent as to a proxy has one.
+    /// Asked of every request by the gateway's host check, so the common answer (nil) looks at one byte and makes
+    /// nothing; only a request sent as to a proxy gets a string.
     public var absoluteFormAuthority: String? {
-        let target = Array(self.target.utf8)
-        // The parser accepted only http:// and https:// (any case) before an authority.
-        guard let first = target.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "*"),
-              let colon = target.firstIndex(of: UInt8(ascii: ":")) else { return nil }
-        let authority = target[(colon + 3)...].prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") }
-        return String(decoding: authority, as: UTF8.self)
+        storage.withBytes(targetSpan.start, targetSpan.end) { target -> String? in
+            // The parser accepted only http:// and https:// (any case) before an authority, and no '@' in it.
+            guard let first = target.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "*"),
+                  let colon = target.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+            let authority = target[(colon + 3)...].prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") }
+            return String(decoding: authority, as: UTF8.self)
+        }
     }
     /// The query after '?', still percent-encoded, if any.
     public var query: String? { queryStart < 0 ? nil : storage.string(queryStart, targetSpan.end) }

@@ -20,6 +20,18 @@ public struct HTTPServerStats: Sendable {
     public var sendTimeouts = 0
     /// Idle connections closed to make room when open connections reached 90 % of the cap.
     public var idleConnectionsEvicted = 0
+
+    /// Adds another server's figures to these (several reactor threads reported as one).
+    public mutating func add(_ other: HTTPServerStats) {
+        connectionsAccepted += other.connectionsAccepted
+        connectionsRefused += other.connectionsRefused
+        openConnections += other.openConnections
+        requests += other.requests
+        rejectedRequests += other.rejectedRequests
+        timeouts += other.timeouts
+        sendTimeouts += other.sendTimeouts
+        idleConnectionsEvicted += other.idleConnectionsEvicted
+    }
 }
 
 // @exclusivity(unchecked) marks hot-path state that is confined to the reactor thread and never accessed in

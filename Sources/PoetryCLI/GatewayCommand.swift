@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Gateway
 import HTTP1
 import HTTPServer
@@ -80,7 +79,7 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Seconds one fetch task may take in all, however steadily its target trickles.")
     var fetchDeadline = 120.0
 
-    @Option(help: "Most HTTP connections at once (accepting pauses beyond; from 90% idle keep-alive connections are closed, oldest first).")
+    @Option(help: "Most HTTP connections at once, each reactor thread taking an equal share (accepting pauses beyond; from 90% idle keep-alive connections are closed, oldest first).")
     var maxConnections = 10_000
 
     @Option(help: "Seconds a client has to send a request head (and how long a connection that sends nothing lives).")
@@ -106,7 +105,11 @@ struct GatewayCommand: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
-        if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be between 1 and 64.") }
+        if let threads {
+            guard ReactorThreadCount.allowed.contains(threads) else { throw ValidationError(ReactorThreadCount.outOfRange) }
+            // Each thread takes an equal share of the connection cap, at least one connection.
+            guard threads <= maxConnections else { throw ValidationError("--threads must not exceed --max-connections (each thread takes a share of it).") }
+        }
         guard maxPoemBytes > 0 else { throw ValidationError("--max-poem-bytes must be positive.") }
         guard maxKeptPoemBytes > 0 else { throw ValidationError("--max-kept-poem-bytes must be positive.") }
         guard fetchDeadline > 0, fetchDeadline.isFinite else { throw ValidationError("--fetch-deadline must be a positive number of seconds.") }
@@ -121,7 +124,7 @@ struct GatewayCommand: ParsableCommand {
         config.host = host
         config.port = UInt16(port)
         config.backend = reactor.kind
-        config.threads = threads ?? min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 64)
+        config.threads = threads ?? min(ReactorThreadCount.perCore, maxConnections)
         do throws(PackageFolders.Failure) {
             (config.poetryDirectory, config.publicDirectory) = try PackageFolders.locate(poetry: poetryDir, public: publicDir)
         } catch {

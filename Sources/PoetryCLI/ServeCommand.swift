@@ -44,7 +44,7 @@ struct ServeCommand: ParsableCommand {
         guard numBytes > 0 else { throw ValidationError("--num-bytes must be at least 1.") }
         guard delay >= 0, delay.isFinite else { throw ValidationError("--delay must be zero or more seconds.") }
         if let threads {
-            guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64.") }
+            guard ReactorThreadCount.allowed.contains(threads) else { throw ValidationError(ReactorThreadCount.outOfRange) }
             guard threads == 1 || asynchronous else { throw ValidationError("--threads needs --async (the blocking server serves one client at a time).") }
         }
     }
@@ -52,7 +52,7 @@ struct ServeCommand: ParsableCommand {
     /// One reactor per core by default: pacing thousands of clients is kernel send work, which one core may not
     /// keep up with (BENCHMARKS.md, server fan-out).
     private var reactorThreads: Int {
-        threads ?? (asynchronous ? min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 64) : 1)
+        threads ?? (asynchronous ? ReactorThreadCount.perCore : 1)
     }
 
     func run() throws {

@@ -187,6 +187,13 @@ public final class Reactor: @unchecked Sendable {
         if wasEmpty { Waker.signal(waker.fd) }
     }
 
+    /// Drops the calls posted with `execute` and not yet run, for an owner whose loop has stopped for good: what
+    /// they captured (often a connection, and through it this reactor) is released instead of kept in a cycle.
+    public func discardPostedCalls() {
+        precondition(!isRunning, "discardPostedCalls while the loop runs")
+        crossThreadQueue.withLock { $0.removeAll() }
+    }
+
     private func drainCrossThreadQueue() {
         // The emptied array of the last drain goes back under the lock in exchange for the queued calls.
         crossThreadQueue.withLock { queue in swap(&queue, &runningPostedCalls) }

@@ -15,4 +15,15 @@ public struct ReactorStats: Sendable, Equatable {
     public var registeredDescriptors: Int = 0
 
     public init() {}
+
+    /// Adds another loop's figures to these (several reactor threads reported as one).
+    public mutating func add(_ other: ReactorStats) {
+        iterations += other.iterations
+        eventsDispatched += other.eventsDispatched
+        timersFired += other.timersFired
+        crossThreadCalls += other.crossThreadCalls
+        blockedNanoseconds += other.blockedNanoseconds
+        busyNanoseconds += other.busyNanoseconds
+        registeredDescriptors += other.registeredDescriptors
+    }
 }

@@ -126,6 +126,14 @@ struct ParserTests {
         let head = try #require(heads(result.events).first)
         #expect(head.path == "/x/y")
         #expect(head.query == "z=1")
+        #expect(head.absoluteFormAuthority == "example.com:8080")
+    }
+
+    @Test(arguments: [("GET / HTTP/1.1", nil), ("OPTIONS * HTTP/1.1", nil), ("GET /a:b//c HTTP/1.1", nil),
+                      ("GET HTTPS://[::1]:9?q HTTP/1.1", "[::1]:9"), ("GET http://h HTTP/1.1", "h")])
+    func onlyAnAbsoluteFormTargetHasAnAuthority(line: String, authority: String?) throws {
+        let head = try #require(heads(parseEverySplit("\(line)\r\nHost: x\r\n\r\n").events).first)
+        #expect(head.absoluteFormAuthority == authority, "\(line)")
     }
 
     @Test func http10KeepAliveAndConnectionClose() {

@@ -1,5 +1,7 @@
 import Foundation
 @testable import Gateway
+import Poetry
+import Reactor
 import Testing
 
 /// `--threads`: several reactor threads on one port. Each connection lands on whichever thread the kernel picks;
@@ -91,4 +93,45 @@ struct GatewayThreadsTests {
             #expect(try ndjson(result.text).last?["event"] as? String == "shutdown")
         }
     }
+
+    /// Another thread's POST /api/servers can reach the registry after the shutdown stopped every server: it is
+    /// refused, not started with nothing left to stop it.
+    @Test func noServerStartsOnceTheServersWereStopped() throws {
+        let registry = ServerRegistry(reactor: try Reactor(backend: .epoll), maxServers: 4)
+        var stopped = false
+        registry.stopAll { stopped = true }
+        #expect(stopped)
+        let config = PoetryServerConfig(poem: Array("a poem\n".utf8), address: try SocketAddress(host: "127.0.0.1", port: 0))
+        #expect(throws: GatewayError.self) { try registry.start(poem: "science", mode: .async, config: config) }
+        #expect(registry.count == 0)
+    }
+
+    /// A gateway stopped after work that crossed threads (scrapes, a server started from any thread, a stream)
+    /// frees every thread's reactor, and with it their descriptors: nothing left queued on a stopped loop keeps
+    /// it alive.
+    @Test func aStoppedGatewayLeavesNoReactorBehind() throws {
+        let reactors = WeakReactors()
+        try {
+            let gateway = try TestGateway { $0.threads = 3 }
+            let port = try #require(try gateway.startServer("science", numBytes: 100, delay: 0.05)["port"] as? Int)
+            for _ in 0..<6 { #expect(gateway.metric("poetry_servers_running") == 1) }
+            let stream = BackgroundRequest("\(gateway.url)/api/fetch?targets=\(port)&format=ndjson")
+            #expect(gateway.waitUntil(metric: "poetry_streams_active", is: 1))
+            reactors.watch(gateway.onEachThread { $0.reactor })
+            gateway.shutdown()
+            #expect(gateway.isStopped)
+            #expect(stream.wait() != nil)
+        }()
+        #expect(reactors.count == 3)
+        #expect(reactors.alive == 0, "reactors still alive after the gateway was dropped: \(reactors.alive)")
+    }
+}
+
+/// Weak references to reactors, to see that they were freed. @unchecked Sendable: used by one test thread.
+private final class WeakReactors: @unchecked Sendable {
+    private struct Weak { weak var reactor: Reactor? }
+    private var references: [Weak] = []
+    func watch(_ reactors: [Reactor]) { references += reactors.map { Weak(reactor: $0) } }
+    var count: Int { references.count }
+    var alive: Int { references.filter { $0.reactor != nil }.count }
 }
