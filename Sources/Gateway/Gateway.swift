@@ -48,9 +48,9 @@ public final class Gateway {
                 throw GatewayStartError(message: "cannot listen on \(address): \(error)")
             }
         }
-        var httpConfig = config.http
-        // Each thread takes an equal share of the connection cap, so all together stay within it.
-        httpConfig.maxConnections = max(1, config.http.maxConnections / config.threads)
+        guard config.threads <= config.http.maxConnections else {
+            throw GatewayStartError(message: "--threads \(config.threads) is more than --max-connections \(config.http.maxConnections): each thread needs a share of the connections")
+        }
         var workers: [GatewayWorker] = []
         var shared: GatewaySharedState?
         for index in 0..<config.threads {
@@ -64,6 +64,11 @@ public final class Gateway {
             let state = shared ?? GatewaySharedState(config: config, fetchSocketBudget: fetchSocketBudget,
                                                      servers: ServerDesk(registry: ServerRegistry(reactor: reactor, maxServers: config.maxServers)))
             shared = state
+            // Each thread takes an equal share of the connection cap (the first ones one more, for the remainder),
+            // so all together hold exactly the cap.
+            var httpConfig = config.http
+            let (share, remainder) = config.http.maxConnections.quotientAndRemainder(dividingBy: config.threads)
+            httpConfig.maxConnections = share + (index < remainder ? 1 : 0)
             workers.append(try GatewayWorker(index: index, reactor: reactor, address: address, sharingPort: sharingPort,
                                              http: httpConfig, shared: state, logger: logger))
         }

@@ -84,9 +84,12 @@ public struct HTTPRequestHead: Sendable, Equatable {
     public var keepAlive: Bool
     public var expectsContinue: Bool
     public var framing: HTTPBodyFraming
+    /// Whether the target was sent as to a proxy (`http://host/path`): then `absoluteFormAuthority` names the host.
+    /// Known from parsing, so the host check of every other request costs one load.
+    public let isAbsoluteForm: Bool
 
     init(storage: HeadStorage, method: String, path: String, target: (start: Int32, end: Int32), queryStart: Int32,
-         version: HTTPVersion, keepAlive: Bool, expectsContinue: Bool, framing: HTTPBodyFraming) {
+         version: HTTPVersion, keepAlive: Bool, expectsContinue: Bool, framing: HTTPBodyFraming, isAbsoluteForm: Bool = false) {
         self.storage = storage
         self.method = method
         self.path = path
@@ -96,19 +99,18 @@ public struct HTTPRequestHead: Sendable, Equatable {
         self.keepAlive = keepAlive
         self.expectsContinue = expectsContinue
         self.framing = framing
+        self.isAbsoluteForm = isAbsoluteForm
     }
 
     /// The target exactly as sent.
     public var target: String { storage.string(targetSpan.start, targetSpan.end) }
     /// The authority (`host[:port]`) of an absolute-form target (`http://host:port/path`), which RFC 9112 §3.2.2
     /// says an origin server must use instead of the Host header; nil for origin-form and asterisk-form targets.
-    /// Asked of every request by the gateway's host check, so the common answer (nil) looks at one byte and makes
-    /// nothing; only a request sent as to a proxy gets a string.
     public var absoluteFormAuthority: String? {
-        storage.withBytes(targetSpan.start, targetSpan.end) { target -> String? in
+        guard isAbsoluteForm else { return nil }
+        return storage.withBytes(targetSpan.start, targetSpan.end) { target -> String? in
             // The parser accepted only http:// and https:// (any case) before an authority, and no '@' in it.
-            guard let first = target.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "*"),
-                  let colon = target.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+            guard let colon = target.firstIndex(of: UInt8(ascii: ":")) else { return nil }
             let authority = target[(colon + 3)...].prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") }
             return String(decoding: authority, as: UTF8.self)
         }

@@ -103,7 +103,8 @@ enum HeadParser {
         return HTTPRequestHead(storage: HeadStorage(storage), method: line.method, path: path,
                                target: (Int32(line.target.lowerBound), Int32(line.target.upperBound)), queryStart: queryStart,
                                version: version, keepAlive: keepAlive,
-                               expectsContinue: expectsContinue && framing != .none, framing: framing)
+                               expectsContinue: expectsContinue && framing != .none, framing: framing,
+                               isAbsoluteForm: head[line.target.lowerBound] != UInt8(ascii: "/") && path != "*")
     }
 
     /// Calls `body` with each comma-separated element of a field value, empty ones included, untrimmed: `split`

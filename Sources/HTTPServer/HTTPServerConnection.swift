@@ -54,6 +54,7 @@ final class HTTPServerConnection: ConnectionHandler {
     }
 
     func dataReceived(_ bytes: UnsafeRawBufferPointer) {
+        dispatchedThisTurn = 0
         machine.bytesReceived(bytes, now: reactor.wokeAt)
         pump()
     }
@@ -88,11 +89,39 @@ final class HTTPServerConnection: ConnectionHandler {
 
     // MARK: running the machine
 
-    /// Performs the machine's actions until it waits, then brings the transport and the timer in line with it.
+    /// Requests one connection may have dispatched in one turn of the loop before the others get theirs: a client
+    /// pipelining thousands of requests (and reading its answers) is served in slices, not in one long turn that
+    /// holds up every other connection of the thread.
+    static let requestsPerTurn = 32
+    /// Requests dispatched since bytes last arrived (or the deferred rest resumed): a turn's share, give or take
+    /// the few reads a turn makes, counted without reading the clock per request.
+    @exclusivity(unchecked) private var dispatchedThisTurn = 0
+    /// The rest of this connection's pipelined requests waits for the next turn.
+    @exclusivity(unchecked) private var resumeScheduled = false
+
+    /// Performs the machine's actions until it waits (or this turn's share of requests is spent), then brings the
+    /// transport and the timer in line with it.
     private func pump() {
         guard !pumping else { return }
+        guard !resumeScheduled else {
+            // Bytes that came meanwhile may have filled what the machine holds: reading pauses now, not next turn.
+            synchronise()
+            return
+        }
         pumping = true
-        while transport != nil, let action = machine.nextAction(now: reactor.wokeAt) {
+        while transport != nil {
+            if dispatchedThisTurn >= Self.requestsPerTurn {
+                resumeScheduled = true
+                // Deferred calls run after the turn's other ready connections have been served.
+                reactor.callSoon { [self] in
+                    resumeScheduled = false
+                    dispatchedThisTurn = 0
+                    pump()
+                }
+                break
+            }
+            guard let action = machine.nextAction(now: reactor.wokeAt) else { break }
+            if case .dispatch = action { dispatchedThisTurn += 1 }
             perform(action)
         }
         pumping = false
@@ -129,7 +158,8 @@ final class HTTPServerConnection: ConnectionHandler {
         case .measureUnsent:
             guard let transport, transport.isOpen else { return }
             if let next = machine.unsentMeasured(Socket.unsentBytes(transport.fd), sent: transport.bytesSent, now: reactor.now) {
-                server.stats.sendTimeouts += 1
+                // A reset is a send that stalled; a close is an expired linger with everything delivered.
+                if case .reset = next { server.stats.sendTimeouts += 1 }
                 perform(next)
             }
         }

@@ -25,7 +25,8 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Reactor backend (select, poll, epoll, io_uring).")
     var reactor: BackendKindArgument = .default
 
-    @Option(help: "Reactor threads sharing the port (SO_REUSEPORT); the kernel spreads the connections among them. Default: one per available core, at most 64.")
+    // Unconditional: "-1" is a value to refuse by name, not a missing one.
+    @Option(parsing: .unconditional, help: "Reactor threads sharing the port (SO_REUSEPORT); the kernel spreads the connections among them. Default: one per available core, at most 64.")
     var threads: Int?
 
     @Option(help: "Directory of poems (NAME.txt). Default: the package's own poetry/, found beside the executable.")

@@ -33,7 +33,8 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "With --async, print how late the sends were against their deadlines when the server stops.")
     var reportLateness = false
 
-    @Option(help: "With --async, reactor threads sharing the port (SO_REUSEPORT); the kernel spreads the clients among them. Default: one per available core, at most 64.")
+    // Unconditional: "-1" is a value to refuse by name, not a missing one.
+    @Option(parsing: .unconditional, help: "With --async, reactor threads sharing the port (SO_REUSEPORT); the kernel spreads the clients among them. Default: one per available core, at most 64.")
     var threads: Int?
 
     @Argument(help: "The poem to serve, e.g. poetry/ecstasy.txt.")

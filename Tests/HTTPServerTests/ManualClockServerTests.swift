@@ -102,6 +102,41 @@ struct ManualClockServerTests {
         rig.advance(seconds: 0.2)
         #expect(rig.received(fd).text.hasPrefix("HTTP/1.1 408 "))
         #expect(rig.server.stats.timeouts == 1)
+        // The client keeps trickling and never closes: the linger after the 408 ends the connection, and since the
+        // 408 was delivered, that is not a send timeout.
+        rig.send(fd, "Host: x\r\n")
+        rig.advance(seconds: 3)
+        rig.advance(seconds: 3)
+        #expect(rig.server.openConnections == 0)
+        #expect(rig.server.stats.sendTimeouts == 0)
+    }
+
+    /// A client pipelining hundreds of requests is served a slice per turn of the loop: another client whose
+    /// request arrived in the same turn is answered in that turn, not after the whole flood, and the flood is
+    /// still answered whole and in order.
+    @Test func aPipeliningFloodIsServedInSlicesAndOthersAreAnsweredMeanwhile() throws {
+        let rig = try Rig()
+        let flood = try rig.connect()
+        defer { close(flood) }
+        let other = try rig.connect()
+        defer { close(other) }
+        let requests = 400
+        var batch = Array(String(repeating: "GET /x HTTP/1.1\r\nHost: x\r\n\r\n", count: requests).utf8)
+        #expect(batch.withUnsafeMutableBytes { Glibc.send(flood, $0.baseAddress, $0.count, 0) } == batch.count)
+        var single = Array("GET /y HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        _ = single.withUnsafeMutableBytes { Glibc.send(other, $0.baseAddress, $0.count, 0) }
+        // One turn: both connections are ready in it.
+        try rig.reactor.runOnce()
+        let answeredToFlood = rig.received(flood).text.components(separatedBy: "HTTP/1.1 200 ").count - 1
+        #expect(rig.received(other).text.hasPrefix("HTTP/1.1 200 "), "the other client waited for the flood")
+        #expect(answeredToFlood > 0 && answeredToFlood < requests, "answered to the flood in the first turn: \(answeredToFlood)")
+        var total = answeredToFlood
+        for _ in 0..<100 where total < requests {
+            try rig.reactor.runOnce()
+            total += rig.received(flood).text.components(separatedBy: "HTTP/1.1 200 ").count - 1
+        }
+        #expect(total == requests)
+        #expect(rig.server.stats.requests == requests + 1)
     }
 
     @Test func aKeepAliveConnectionLivesItsIdleTimeoutBetweenRequests() throws {

@@ -30,6 +30,17 @@ struct GatewayThreadsTests {
         }
     }
 
+    /// `--max-connections` is shared out so that the threads together hold exactly the cap.
+    @Test func theConnectionCapIsSharedOutExactly() throws {
+        let gateway = try TestGateway {
+            $0.threads = 3
+            $0.http.maxConnections = 10
+        }
+        defer { gateway.stop() }
+        #expect(gateway.onEachThread { $0.http.config.maxConnections } == [4, 3, 3])
+        #expect(throws: GatewayStartError.self) { try Gateway(config: { var c = GatewayConfig(); c.port = 0; c.threads = 4; c.http.maxConnections = 3; return c }()) }
+    }
+
     /// The stream limit is the gateway's: with one stream open, every other connection, on any thread, is refused
     /// until it ends; and /metrics adds up every thread's requests.
     @Test(arguments: [1, 2, 3])

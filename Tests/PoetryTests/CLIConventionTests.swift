@@ -18,6 +18,8 @@ struct CLIConventionTests {
         (["serve", "--delay", "-1", "poetry/science.txt"], "poetry: --delay must be zero or more seconds."),
         (["get", "--timeout", "-1", "1234"], "poetry: --timeout must be a positive number of seconds."),
         (["gateway", "--threads", "0"], "poetry: --threads must be between 1 and 64."),
+        (["gateway", "--threads", "-1"], "poetry: --threads must be between 1 and 64."),
+        (["gateway", "--threads", "4", "--max-connections", "3"], "poetry: --threads must not exceed --max-connections"),
         (["serv"], "poetry: unknown command 'serv': did you mean 'serve'? (poetry --help)"),
         (["gte", "1234"], "poetry: unknown command 'gte': did you mean 'get'? (poetry --help)"),
         (["frobnicate"], "poetry: unknown command 'frobnicate': the commands are gateway, serve and get (poetry --help)"),
