@@ -77,14 +77,21 @@ public struct HTTPConnectionStateMachine {
     public init(config: HTTPConnectionConfig) {
         self.config = config
         parser = HTTPRequestParser(limits: config.limits)
+        inputHoldLimit = max(config.maxPipelinedBytes, config.limits.maxHeaderBytes)
     }
+
+    /// Request bytes held unparsed before reading pauses: the pipelining limit, but never less than one largest
+    /// head, which must fit whole before it can be parsed.
+    private let inputHoldLimit: Int
 
     // MARK: what the transport should do
 
     /// Whether the transport should read now.
     public var wantsToRead: Bool {
         switch state {
-        case .idle, .readingHead, .readingBody: return !outputHigh
+        // Between requests too: an owner may leave complete requests buffered for a later turn (a pipelining
+        // client is served a share at a time), and what it holds meanwhile stays bounded.
+        case .idle, .readingHead, .readingBody: return !outputHigh && parser.bufferedBytes <= inputHoldLimit
         case .waitingForHandler, .streaming: return !outputHigh && parser.bufferedBytes <= config.maxPipelinedBytes
         case .lingering: return true
         case .writing, .closing, .closed: return false

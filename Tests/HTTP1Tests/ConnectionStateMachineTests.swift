@@ -85,6 +85,30 @@ struct ConnectionStateMachineTests {
         #expect(!driver.transport.readingPaused)
     }
 
+    /// Requests that arrived but are not taken yet (the owner serves a turn's share of a pipelining client, then
+    /// the other connections): past the pipelining limit reading pauses between requests too, so the bytes held
+    /// stay bounded however fast the client sends.
+    @Test func requestsNotYetTakenPauseReadingPastTheLimit() {
+        var machine = HTTPConnectionStateMachine(config: Self.config())
+        machine.connectionMade(now: 0)
+        let chunk = Array(String(repeating: Self.get, count: 100).utf8)
+        var fed = 0
+        while machine.wantsToRead && fed < 16 * 1024 * 1024 {
+            machine.bytesReceived(chunk, now: 0)
+            fed += chunk.count
+        }
+        let limit = max(machine.config.maxPipelinedBytes, machine.config.limits.maxHeaderBytes)
+        #expect(!machine.wantsToRead)
+        #expect(fed > limit && fed <= limit + chunk.count, "held \(fed) bytes")
+        // Taking the requests resumes reading.
+        while let action = machine.nextAction(now: 0) {
+            guard case .dispatch = action else { break }
+            _ = machine.takeRequest()
+            machine.responseComplete(keepAlive: true, outputBuffered: 0, now: 0)
+        }
+        #expect(machine.wantsToRead)
+    }
+
     /// Clients that stop reading after a keep-alive answer and after `Connection: close`: each is reset at the send
     /// timeout, whatever state it is in (the refusal's lingering close: `aRefusedClientThatNeverReadsIs…` below).
     @Test(arguments: [
