@@ -9,6 +9,14 @@
 #include <linux/io_uring.h>
 #include "CReactor.h"
 
+_Static_assert(CREACTOR_CQE_F_BUFFER == IORING_CQE_F_BUFFER, "IORING_CQE_F_BUFFER");
+_Static_assert(CREACTOR_CQE_F_MORE == IORING_CQE_F_MORE, "IORING_CQE_F_MORE");
+_Static_assert(CREACTOR_CQE_BUFFER_SHIFT == IORING_CQE_BUFFER_SHIFT, "IORING_CQE_BUFFER_SHIFT");
+
+static int uring_register(int fd, unsigned opcode, void *arg, unsigned count) {
+    return (int)syscall(__NR_io_uring_register, fd, opcode, arg, count);
+}
+
 // io_uring by hand: io_uring_setup, the three regions mapped with mmap, io_uring_enter. The kernel's ABI asks for
 // acquire loads of what it writes (the completion tail, the submission head) and release stores of what we hand
 // it (the submission tail, the completion head); everything else in the rings is plain memory.
@@ -113,6 +121,97 @@ int creactor_uring_poll_remove(struct creactor_uring *ring, uint64_t target, uin
     return 0;
 }
 
+int creactor_uring_recv_multishot(struct creactor_uring *ring, int fd, uint16_t group, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(ring);
+    if (!sqe) return -EBUSY;
+    // Length 0 and buffer select: each completion takes one buffer of the group's ring.
+    sqe->opcode = IORING_OP_RECV;
+    sqe->fd = fd;
+    sqe->flags = IOSQE_BUFFER_SELECT;
+    sqe->buf_group = group;
+    sqe->ioprio = IORING_RECV_MULTISHOT;
+    sqe->user_data = user_data;
+    return 0;
+}
+
+int creactor_uring_cancel(struct creactor_uring *ring, uint64_t target, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(ring);
+    if (!sqe) return -EBUSY;
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = -1;
+    sqe->addr = target;
+    sqe->user_data = user_data;
+    return 0;
+}
+
+// A provided-buffer ring: `entries` slots of `struct io_uring_buf` in page-aligned memory of ours, registered under
+// `group`, every buffer handed over at once. The kernel takes buffers from the head it keeps; we add at the tail,
+// overlaid on the first slot's reserved field, published with a release store (the kernel loads it with acquire).
+int creactor_uring_buffers_init(struct creactor_uring *ring, struct creactor_uring_buffers *buffers,
+                                unsigned entries, unsigned buffer_size, uint16_t group) {
+    memset(buffers, 0, sizeof(*buffers));
+    if (entries == 0 || (entries & (entries - 1)) != 0 || entries > 32768) return -EINVAL;
+    size_t ring_size = (size_t)entries * sizeof(struct io_uring_buf);
+    void *slots = mmap(0, ring_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (slots == MAP_FAILED) return -errno;
+    size_t data_size = (size_t)entries * buffer_size;
+    void *data = mmap(0, data_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (data == MAP_FAILED) {
+        int code = errno;
+        munmap(slots, ring_size);
+        return -code;
+    }
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)slots;
+    reg.ring_entries = entries;
+    reg.bgid = group;
+    if (uring_register(ring->fd, IORING_REGISTER_PBUF_RING, &reg, 1) < 0) {
+        int code = errno;
+        munmap(data, data_size);
+        munmap(slots, ring_size);
+        return -code;
+    }
+    buffers->slots = slots;
+    buffers->slots_size = ring_size;
+    buffers->data = data;
+    buffers->data_size = data_size;
+    buffers->entries = entries;
+    buffers->buffer_size = buffer_size;
+    buffers->group = group;
+    buffers->registered = 1;
+    for (unsigned id = 0; id < entries; id++) creactor_uring_buffer_return(buffers, (uint16_t)id);
+    return 0;
+}
+
+void creactor_uring_buffers_exit(struct creactor_uring *ring, struct creactor_uring_buffers *buffers) {
+    if (!buffers->registered) return;
+    if (ring->fd >= 0) {
+        struct io_uring_buf_reg reg;
+        memset(&reg, 0, sizeof(reg));
+        reg.bgid = buffers->group;
+        uring_register(ring->fd, IORING_UNREGISTER_PBUF_RING, &reg, 1);
+    }
+    munmap(buffers->data, buffers->data_size);
+    munmap(buffers->slots, buffers->slots_size);
+    buffers->registered = 0;
+}
+
+void *creactor_uring_buffer(struct creactor_uring_buffers *buffers, uint16_t id) {
+    return (char *)buffers->data + (size_t)id * buffers->buffer_size;
+}
+
+void creactor_uring_buffer_return(struct creactor_uring_buffers *buffers, uint16_t id) {
+    struct io_uring_buf_ring *ring = buffers->slots;
+    struct io_uring_buf *slot = &ring->bufs[buffers->local_tail & (buffers->entries - 1)];
+    slot->addr = (uint64_t)(uintptr_t)creactor_uring_buffer(buffers, id);
+    slot->len = buffers->buffer_size;
+    slot->bid = id;
+    buffers->local_tail++;
+    // The slot's contents become the kernel's with the tail that covers them.
+    __atomic_store_n(&ring->tail, buffers->local_tail, __ATOMIC_RELEASE);
+}
+
 int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
     unsigned to_submit = ring->pending;
     // The entries filled since the last call become the kernel's.
@@ -143,12 +242,13 @@ int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
     return result;
 }
 
-int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res) {
+int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res, uint32_t *flags) {
     unsigned head = *ring->cq_head;
     if (head == __atomic_load_n(ring->cq_tail, __ATOMIC_ACQUIRE)) return 0;
     struct io_uring_cqe *cqe = (struct io_uring_cqe *)ring->cqes + (head & ring->cq_mask);
     *user_data = cqe->user_data;
     *res = cqe->res;
+    *flags = cqe->flags;
     // Read before the slot goes back to the kernel.
     __atomic_store_n(ring->cq_head, head + 1, __ATOMIC_RELEASE);
     return 1;

@@ -16,7 +16,7 @@ int creactor_signal_pipe_add(int write_fd);
 void creactor_signal_pipe_remove(int write_fd);
 int creactor_signal_install(int signo);
 
-// io_uring by hand (uring.c), used as a readiness backend: poll requests in, completions out.
+// io_uring by hand (uring.c): poll requests for readiness, multishot receives into provided buffers for sockets.
 #include <stdint.h>
 #include <stddef.h>
 struct creactor_uring {
@@ -47,7 +47,38 @@ int creactor_uring_poll_remove(struct creactor_uring *ring, uint64_t target, uin
 /// Submit what is queued and wait up to `timeout_ms` (-1: no limit, 0: none) for a completion; >= 0 or -errno.
 int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms);
 /// The next completion, if any (1), handed back to the kernel at once.
-int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res);
+int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res, uint32_t *flags);
+/// Queue a multishot receive on `fd` taking buffers from `group`; -EBUSY when the submission ring is full.
+int creactor_uring_recv_multishot(struct creactor_uring *ring, int fd, uint16_t group, uint64_t user_data);
+/// Queue the cancellation of the request whose user data is `target`; its own completion carries `user_data`.
+int creactor_uring_cancel(struct creactor_uring *ring, uint64_t target, uint64_t user_data);
+
+/// A completion's flags, as the kernel's IORING_CQE_F_* (checked against <linux/io_uring.h> in uring.c): the
+/// completion holds a buffer (its id in the upper 16 bits), and the multishot request goes on.
+static const uint32_t CREACTOR_CQE_F_BUFFER = 1U << 0;
+static const uint32_t CREACTOR_CQE_F_MORE = 1U << 1;
+static const uint32_t CREACTOR_CQE_BUFFER_SHIFT = 16;
+
+/// A provided-buffer ring (IORING_REGISTER_PBUF_RING): `entries` buffers of `buffer_size` bytes.
+struct creactor_uring_buffers {
+    void *slots;
+    size_t slots_size;
+    void *data;
+    size_t data_size;
+    unsigned entries;
+    unsigned buffer_size;
+    uint16_t group;
+    uint16_t local_tail;
+    int registered;
+};
+/// Maps and registers the ring (entries: a power of two up to 32768) and hands every buffer over; 0 or -errno.
+int creactor_uring_buffers_init(struct creactor_uring *ring, struct creactor_uring_buffers *buffers,
+                                unsigned entries, unsigned buffer_size, uint16_t group);
+void creactor_uring_buffers_exit(struct creactor_uring *ring, struct creactor_uring_buffers *buffers);
+/// Where buffer `id` starts.
+void *creactor_uring_buffer(struct creactor_uring_buffers *buffers, uint16_t id);
+/// Gives buffer `id` back to the kernel, once its bytes have been used.
+void creactor_uring_buffer_return(struct creactor_uring_buffers *buffers, uint16_t id);
 
 static const int CREACTOR_MSG_NOSIGNAL = 0x4000;
 static const int CREACTOR_SOCK_NONBLOCK = 04000;
