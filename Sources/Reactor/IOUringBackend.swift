@@ -47,6 +47,10 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         var flags: UInt32
     }
     @exclusivity(unchecked) private var receives: [ReceiveCompletion] = []
+    /// Receive completions collected by the last wait and not yet dispatched (for tests).
+    var collectedReceives: Int { receives.count }
+    /// How often a receive ended because the buffer ring had run dry (ENOBUFS) and had to start again.
+    private(set) var bufferRingExhaustions: UInt64 = 0
 
     // User data: bits 0–31 the descriptor, 32–61 the generation, 62–63 the kind.
     private static let generationMask: UInt32 = (1 << 30) - 1
@@ -226,6 +230,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
                 if hasBuffer && completion.result > 0 {
                     bytes = UnsafeRawBufferPointer(start: creactor_uring_buffer(buffers, bufferID), count: Int(completion.result))
                 }
+                if completion.result == -ENOBUFS { bufferRingExhaustions &+= 1 }
                 receiver.receiveCompleted(completion.result, bytes, more: more)
                 delivered += 1
             }
