@@ -8,6 +8,9 @@ comes from /proc (user + system time of the server's processes during the run). 
 warm-up load first, and each round starts with the next server in turn. Prints medians, the ratios of the
 medians and the median of each round's own ratio (its two runs seconds apart, so host drift cancels).
 Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3] [--peers nginx,nio,hummingbird,asyncio,twisted] [--pin]
+                                [--reactors epoll,io_uring] [--binary PATH]
+--reactors runs one gateway per reactor backend (each compared with every other server); --binary uses a poetry
+binary already built (say with its own --scratch-path) instead of building .build/release.
 """
 import argparse
 import os
@@ -66,6 +69,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--peers", default="nginx,nio,hummingbird,asyncio,twisted")
     parser.add_argument("--pin", action="store_true", help="servers on CPU 1, wrk on CPU 0 (taskset)")
+    parser.add_argument("--reactors", default="epoll", help="the gateway's backends, one gateway each: epoll,io_uring")
+    parser.add_argument("--binary", help="a poetry binary already built, instead of building .build/release")
     opts = parser.parse_args()
     if opts.pin and shutil.which("taskset") and os.cpu_count() >= 2:
         PIN_SERVER[:] = ["taskset", "-c", "1"]
@@ -73,14 +78,21 @@ def main():
     wanted = set(opts.peers.split(","))
     if not shutil.which("wrk") or not shutil.which("nginx"):
         sys.exit("needs wrk and nginx: apt-get install wrk nginx-light")
-    poetry = build_release()
+    poetry = opts.binary or build_release()
     work = tempfile.mkdtemp()
     servers = {}
-    gport = free_port()
-    gateway = subprocess.Popen(PIN_SERVER + [poetry, "gateway", "--port", str(gport), "--public-dir", os.path.join(ROOT, "public"),
-                                "--poetry-dir", os.path.join(ROOT, "poetry")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    servers["poetry-gateway"] = (gport, lambda: [gateway.pid])
-    processes = [gateway]
+    processes = []
+    reactors = opts.reactors.split(",")
+    gateways = []
+    for reactor in reactors:
+        gport = free_port()
+        gateway = subprocess.Popen(PIN_SERVER + [poetry, "gateway", "--port", str(gport), "--reactor", reactor,
+                                    "--public-dir", os.path.join(ROOT, "public"), "--poetry-dir", os.path.join(ROOT, "poetry")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        name = "poetry-gateway" if len(reactors) == 1 else f"poetry-gateway ({reactor})"
+        servers[name] = (gport, lambda pid=gateway.pid: [pid])
+        gateways.append(name)
+        processes.append(gateway)
 
     def start(name, args, cwd=None):
         port = free_port()
@@ -150,18 +162,20 @@ def main():
                          f"{median([x[0] for x in runs]):.0f}", f"{median([x[1] for x in runs]):.1f}",
                          f"{median([x[2] for x in runs]):.2f}"])
     print(table(["server", "requests", "req/s", "CPU µs/req", "p99 ms"], rows))
-    ours = results["poetry-gateway"]
     print("Ratios: of the medians, then [the median of each round's own ratio, whose two runs were seconds apart].")
-    for peer, theirs in results.items():
-        if peer == "poetry-gateway":
-            continue
-        for kind, label in (("keep", "keep-alive"), ("close", "Connection: close")):
-            parts = []
-            for field, what in ((0, "throughput"), (1, "CPU per request"), (2, "p99")):
-                of_medians = median([x[field] for x in ours[kind]]) / median([x[field] for x in theirs[kind]])
-                paired = median([a[field] / b[field] for a, b in zip(ours[kind], theirs[kind])])
-                parts.append(f"{what} {of_medians:.2f}× [{paired:.2f}×]")
-            print(f"{label}: gateway / {peer}: " + ", ".join(parts))
+    for position, gateway_name in enumerate(gateways):
+        ours = results[gateway_name]
+        # Each gateway against every peer, and against the gateways listed before it (io_uring / epoll).
+        for peer, theirs in results.items():
+            if peer == gateway_name or (peer in gateways and gateways.index(peer) > position):
+                continue
+            for kind, label in (("keep", "keep-alive"), ("close", "Connection: close")):
+                parts = []
+                for field, what in ((0, "throughput"), (1, "CPU per request"), (2, "p99")):
+                    of_medians = median([x[field] for x in ours[kind]]) / median([x[field] for x in theirs[kind]])
+                    paired = median([a[field] / b[field] for a, b in zip(ours[kind], theirs[kind])])
+                    parts.append(f"{what} {of_medians:.2f}× [{paired:.2f}×]")
+                print(f"{label}: {gateway_name} / {peer}: " + ", ".join(parts))
 
 
 if __name__ == "__main__":

@@ -33,11 +33,22 @@ int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned 
     memset(ring, 0, sizeof(*ring));
     ring->fd = -1;
     struct io_uring_params params;
+    // Completions' work (a receive's copy) runs only inside our own io_uring_enter, batched, instead of
+    // interrupting whatever system call the loop is in (6.1+). That binds the ring to one thread: it starts
+    // disabled and the first enter, on the loop's thread, enables it for that thread.
     memset(&params, 0, sizeof(params));
-    params.flags = IORING_SETUP_CQSIZE;
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
     params.cq_entries = cq_entries;
     int fd = uring_setup(entries, &params);
+    if (fd < 0 && errno == EINVAL) {
+        memset(&params, 0, sizeof(params));
+        params.flags = IORING_SETUP_CQSIZE;
+        params.cq_entries = cq_entries;
+        fd = uring_setup(entries, &params);
+    }
     if (fd < 0) return -errno;
+    ring->deferred = (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+    ring->disabled = (params.flags & IORING_SETUP_R_DISABLED) != 0;
     // A wait with a timeout needs IORING_ENTER_EXT_ARG (5.11); completions never dropped needs NODROP (5.5).
     if (!(params.features & IORING_FEAT_EXT_ARG) || !(params.features & IORING_FEAT_NODROP)
         || !(params.features & IORING_FEAT_SINGLE_MMAP)) {
@@ -187,6 +198,10 @@ int creactor_uring_buffers_init(struct creactor_uring *ring, struct creactor_uri
 void creactor_uring_buffers_exit(struct creactor_uring *ring, struct creactor_uring_buffers *buffers) {
     if (!buffers->registered) return;
     if (ring->fd >= 0) {
+        // With deferred work a receive fills its buffer only inside our own io_uring_enter: unmapping is safe once
+        // the ring is closed, and not before. Without it, the unregistration (which takes the lock a receive
+        // holds while it picks and fills a buffer) is what makes it safe.
+        if (ring->deferred) return;
         struct io_uring_buf_reg reg;
         memset(&reg, 0, sizeof(reg));
         reg.bgid = buffers->group;
@@ -213,15 +228,24 @@ void creactor_uring_buffer_return(struct creactor_uring_buffers *buffers, uint16
 }
 
 int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
+    if (ring->disabled) {
+        if (uring_register(ring->fd, IORING_REGISTER_ENABLE_RINGS, 0, 0) < 0) return -errno;
+        ring->disabled = 0;
+    }
     unsigned to_submit = ring->pending;
     // The entries filled since the last call become the kernel's.
     __atomic_store_n(ring->sq_tail, ring->local_tail, __ATOMIC_RELEASE);
     ring->pending = 0;
     unsigned ready = __atomic_load_n(ring->cq_tail, __ATOMIC_ACQUIRE) - *ring->cq_head;
-    if (timeout_ms == 0 || ready > 0) {
+    if (ready > 0 || (timeout_ms == 0 && !ring->deferred)) {
         // Submit without waiting; nothing to submit costs no system call.
         if (to_submit == 0) return 0;
         int result = uring_enter(ring->fd, to_submit, 0, 0, 0, 0);
+        return result < 0 ? -errno : result;
+    }
+    if (timeout_ms == 0) {
+        // Deferred work runs only when asked for: GETEVENTS with no minimum runs it without blocking.
+        int result = uring_enter(ring->fd, to_submit, 0, IORING_ENTER_GETEVENTS, 0, 0);
         return result < 0 ? -errno : result;
     }
     struct __kernel_timespec ts;

@@ -277,9 +277,9 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     }
 
     func close() {
-        // The buffer ring is unregistered while the ring still lives: a receive picks its buffer and fills it
-        // under the ring's lock, which the unregistration takes too, so none writes into the buffers once unmapped.
+        // Before and after the ring goes: the buffers are unmapped at whichever point no receive can fill them.
         creactor_uring_buffers_exit(&ring, buffers)
         creactor_uring_exit(&ring)
+        creactor_uring_buffers_exit(&ring, buffers)
     }
 }

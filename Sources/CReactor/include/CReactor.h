@@ -36,6 +36,10 @@ struct creactor_uring {
     unsigned *cq_tail;
     unsigned cq_mask;
     void *cqes;
+    /// Completions' work runs only inside io_uring_enter (IORING_SETUP_DEFER_TASKRUN).
+    int deferred;
+    /// Not enabled yet: the first enter enables it, for the thread it runs on.
+    int disabled;
 };
 /// 0, or -errno (-ENOTSUP: the kernel lacks a feature the backend needs: EXT_ARG, NODROP, SINGLE_MMAP).
 int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned cq_entries);
@@ -45,6 +49,7 @@ int creactor_uring_poll_add(struct creactor_uring *ring, int fd, unsigned mask, 
 /// Queue the removal of the poll whose user data is `target`; its own completion carries `user_data`.
 int creactor_uring_poll_remove(struct creactor_uring *ring, uint64_t target, uint64_t user_data);
 /// Submit what is queued and wait up to `timeout_ms` (-1: no limit, 0: none) for a completion; >= 0 or -errno.
+/// The first call binds the ring to the calling thread (the loop's): every later one must come from it.
 int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms);
 /// The next completion, if any (1), handed back to the kernel at once.
 int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res, uint32_t *flags);
@@ -74,6 +79,8 @@ struct creactor_uring_buffers {
 /// Maps and registers the ring (entries: a power of two up to 32768) and hands every buffer over; 0 or -errno.
 int creactor_uring_buffers_init(struct creactor_uring *ring, struct creactor_uring_buffers *buffers,
                                 unsigned entries, unsigned buffer_size, uint16_t group);
+/// Unmaps the buffers when no receive can fill one any more: at once on a ring without deferred work (after
+/// unregistering them), only once the ring has exited on one with it (call again after creactor_uring_exit).
 void creactor_uring_buffers_exit(struct creactor_uring *ring, struct creactor_uring_buffers *buffers);
 /// Where buffer `id` starts.
 void *creactor_uring_buffer(struct creactor_uring_buffers *buffers, uint16_t id);
