@@ -122,6 +122,24 @@ struct CompletionReadTests {
         #expect(reader?.bytes == message.count)
     }
 
+    /// A reset arrives as the receive's error (-ECONNRESET in the completion), and ends the connection as a reset,
+    /// not as a clean end of stream.
+    @Test func aResetArrivesAsTheReceivesError() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        let server = try listen(reactor) {
+            let resetter = ClientProbe()
+            resetter.onData = { connection, _ in connection.abort() }
+            return resetter
+        }
+        var loss: ConnectionLossReason?
+        let client = ClientProbe()
+        client.onMade = { $0.write("reset me") }
+        client.onLost = { loss = $0; reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: client)
+        try runUntilStopped(reactor)
+        #expect(loss == .reset)
+    }
+
     /// A receive that completed for a registration that has since ended (the descriptor closed and its number
     /// registered again) reaches neither receiver, and its buffer goes back to the ring: with a ring of one, the
     /// successor could receive nothing otherwise.
