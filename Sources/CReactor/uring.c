@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/io_uring.h>
@@ -141,6 +142,18 @@ int creactor_uring_recv_multishot(struct creactor_uring *ring, int fd, uint16_t 
     sqe->flags = IOSQE_BUFFER_SELECT;
     sqe->buf_group = group;
     sqe->ioprio = IORING_RECV_MULTISHOT;
+    sqe->user_data = user_data;
+    return 0;
+}
+
+int creactor_uring_send(struct creactor_uring *ring, int fd, const void *bytes, unsigned length, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(ring);
+    if (!sqe) return -EBUSY;
+    sqe->opcode = IORING_OP_SEND;
+    sqe->fd = fd;
+    sqe->addr = (uint64_t)(uintptr_t)bytes;
+    sqe->len = length;
+    sqe->msg_flags = MSG_NOSIGNAL;
     sqe->user_data = user_data;
     return 0;
 }

@@ -5,4 +5,6 @@ protocol CompletionReceiver: AnyObject {
     /// during the call), 0 for the peer's end of stream, or -errno (-ENOBUFS: the buffer ring ran dry; -ECANCELED:
     /// the receive was stopped). `more`: the receive goes on; when false it has ended and must be started again.
     func receiveCompleted(_ result: Int32, _ bytes: UnsafeRawBufferPointer, more: Bool)
+    /// The send submitted with `CompletionReads.send` completed: the bytes the kernel took, or -errno.
+    func sendCompleted(_ result: Int32)
 }

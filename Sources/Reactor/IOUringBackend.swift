@@ -8,7 +8,8 @@ import CReactor
 /// `IORING_OP_POLL_ADD` in flight; its completion is the ready event, and the poll is re-armed before the next
 /// wait, so a descriptor still ready completes again at once (level-triggered, as the loop expects).
 /// Completions, for a TCP transport's receives (`CompletionReads`): one multishot `IORING_OP_RECV` per socket
-/// takes buffers from a provided-buffer ring, so bytes arrive with the event and need no `recv` call. Every arm,
+/// takes buffers from a provided-buffer ring, so bytes arrive with the event and need no `recv` call; and for what
+/// a socket would not take at once, an `IORING_OP_SEND` instead of waiting for POLLOUT. Every arm,
 /// re-arm, start, stop and removal made during a turn goes to the kernel in the same `io_uring_enter` as the wait.
 ///
 /// A request's user data is the descriptor, a generation and its kind: a completion for an older registration
@@ -34,27 +35,40 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         var receiving = false
         /// Its cancellation has been asked for.
         var stopping = false
+        /// A send for this generation is in flight.
+        var sending = false
     }
     @exclusivity(unchecked) private var slots: [Slot] = []
     /// Descriptors whose poll completed in the last wait: re-armed before the next one if still wanted.
     private var completed: [Int32] = []
 
-    /// A receive completion collected by `wait`, delivered by `dispatchReceives` once the loop has its wake time.
-    private struct ReceiveCompletion {
+    /// A receive or send completion collected by `wait`, delivered by `dispatchCompletions` once the loop has its
+    /// wake time.
+    private struct TransportCompletion {
         var fd: Int32
         var generation: UInt32
+        var isSend: Bool
         var result: Int32
         var flags: UInt32
     }
-    @exclusivity(unchecked) private var receives: [ReceiveCompletion] = []
-    /// Receive completions collected by the last wait and not yet dispatched (for tests).
-    var collectedReceives: Int { receives.count }
+    @exclusivity(unchecked) private var completions: [TransportCompletion] = []
+    /// Receivers whose registration ended with a send in flight, by the send's user data: held until the send's
+    /// completion, because the bytes it reads belong to them.
+    private var draining: [UInt64: any CompletionReceiver] = [:]
+    /// Completions collected by the last wait and not yet dispatched (for tests).
+    var collectedCompletions: Int { completions.count }
     /// How often a receive ended because the buffer ring had run dry (ENOBUFS) and had to start again.
     private(set) var bufferRingExhaustions: UInt64 = 0
+    /// Ended registrations whose send has not completed yet (for tests).
+    var drainingSends: Int { draining.count }
+    /// Sends completed through the ring (for tests).
+    private(set) var completedSends: UInt64 = 0
 
     // User data: bits 0–31 the descriptor, 32–61 the generation, 62–63 the kind.
     private static let generationMask: UInt32 = (1 << 30) - 1
     private static let receiveKind: UInt64 = 1 << 62
+    private static let sendKind: UInt64 = 2 << 62
+    private static let kindMask: UInt64 = 3 << 62
     /// The user data of removals and cancellations, whose own completions say nothing.
     private static let removalMark: UInt64 = .max
 
@@ -103,6 +117,10 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         receiveKind | userData(fd: fd, generation: generation)
     }
 
+    private static func sendUserData(fd: Int32, generation: UInt32) -> UInt64 {
+        sendKind | userData(fd: fd, generation: generation)
+    }
+
     private static func nextGeneration(_ generation: UInt32) -> UInt32 {
         (generation &+ 1) & generationMask
     }
@@ -143,11 +161,17 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         slots[index].generation = Self.nextGeneration(slots[index].generation)
         slots[index].registered = false
         slots[index].interest = []
-        if slots[index].receiver != nil {
+        if let receiver = slots[index].receiver {
             // The receive holds the file: cancel it so the close takes effect; what it still completes is stale.
             if slots[index].receiving {
                 let data = Self.receiveUserData(fd: fd, generation: slots[index].receiveGeneration)
                 try? queue { creactor_uring_cancel(&ring, data, Self.removalMark) }
+            }
+            if slots[index].sending {
+                let data = Self.sendUserData(fd: fd, generation: slots[index].receiveGeneration)
+                try? queue { creactor_uring_cancel(&ring, data, Self.removalMark) }
+                draining[data] = receiver
+                slots[index].sending = false
             }
             slots[index].receiveGeneration = Self.nextGeneration(slots[index].receiveGeneration)
             slots[index].receiver = nil
@@ -210,13 +234,35 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         slots[index].stopping = true
     }
 
-    func dispatchReceives() -> Int {
-        let count = receives.count
+    var completesSends: Bool { ring.deferred != 0 }
+
+    func send(fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(ReactorError) {
+        let index = Int(fd)
+        precondition(slots[index].receiver != nil && !slots[index].sending, "one send at a time, by a receiver")
+        let data = Self.sendUserData(fd: fd, generation: slots[index].receiveGeneration)
+        try queue { creactor_uring_send(&ring, fd, bytes.baseAddress, UInt32(clamping: bytes.count), data) }
+        slots[index].sending = true
+    }
+
+    func dispatchCompletions() -> Int {
+        let count = completions.count
         guard count > 0 else { return 0 }
         var delivered = 0
         for position in 0..<count {
-            let completion = receives[position]
+            let completion = completions[position]
             let index = Int(completion.fd)
+            if completion.isSend {
+                if slots[index].receiveGeneration == completion.generation, let receiver = slots[index].receiver {
+                    slots[index].sending = false
+                    completedSends &+= 1
+                    receiver.sendCompleted(completion.result)
+                    delivered += 1
+                } else {
+                    // The send of an ended registration is over: its bytes' owner may go.
+                    draining[Self.sendUserData(fd: completion.fd, generation: completion.generation)] = nil
+                }
+                continue
+            }
             let hasBuffer = completion.flags & CREACTOR_CQE_F_BUFFER != 0
             let bufferID = UInt16(truncatingIfNeeded: completion.flags >> CREACTOR_CQE_BUFFER_SHIFT)
             // Checked now, not when collected: an earlier receiver in this batch may have closed this descriptor.
@@ -236,7 +282,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             }
             if hasBuffer { creactor_uring_buffer_return(buffers, bufferID) }
         }
-        receives.removeAll(keepingCapacity: true)
+        completions.removeAll(keepingCapacity: true)
         return delivered
     }
 
@@ -254,8 +300,10 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             guard data != Self.removalMark else { continue }
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
             let generation = UInt32(truncatingIfNeeded: data >> 32) & Self.generationMask
-            if data & Self.receiveKind != 0 {
-                receives.append(ReceiveCompletion(fd: fd, generation: generation, result: res, flags: flags))
+            let kind = data & Self.kindMask
+            if kind != 0 {
+                completions.append(TransportCompletion(fd: fd, generation: generation, isSend: kind == Self.sendKind,
+                                                       result: res, flags: flags))
                 continue
             }
             let index = Int(fd)

@@ -315,7 +315,7 @@ public final class Reactor: @unchecked Sendable {
         stats.iterations &+= 1
 
         dispatchReadyEvents()
-        if let completionReads { stats.eventsDispatched &+= UInt64(completionReads.dispatchReceives()) }
+        if let completionReads { stats.eventsDispatched &+= UInt64(completionReads.dispatchCompletions()) }
         stats.busyNanoseconds &+= readClock() &- start
     }
 

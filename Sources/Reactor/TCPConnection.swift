@@ -8,7 +8,8 @@ import CReactor
 // check, about a sixth of the server's user-space instructions per request (BENCHMARKS.md), guards nothing here.
 /// The transport for one TCP connection: reads into the reactor's shared buffer and hands bytes to its handler,
 /// buffers writes, and reports backpressure both ways. On a backend with completion reads (io_uring) it reads
-/// nothing itself: receives complete with their bytes, handed to the handler from the kernel's buffer.
+/// nothing itself: receives complete with their bytes, handed to the handler from the kernel's buffer; and what
+/// the socket would not take at once goes out as a submitted send instead of waiting for writability.
 public final class TCPConnection: IOHandler, CompletionReceiver {
     /// Unowned: the reactor owns its registered transports, never the other way round.
     public unowned let reactor: Reactor
@@ -26,6 +27,10 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
     private var heldBytes: [UInt8] = []
     private var heldEnd: Int32?
     private var heldDeliveryQueued = false
+    /// Whether writes the socket would not take at once go out as submitted sends (io_uring with deferred work).
+    private let completesSends: Bool
+    /// A submitted send is reading the head of `outbound`, which stays pinned until it completes.
+    private var sendInFlight = false
 
     /// Above this many buffered bytes the handler is told to stop producing. (Both marks are read on every write.)
     @exclusivity(unchecked) public var highWatermark = 64 * 1024
@@ -130,6 +135,7 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         self.handler = handler
         readBuffer = reactor.readBuffer
         completionReads = reactor.completionReads
+        completesSends = completionReads?.completesSends ?? false
         if noDelay { setNoDelay() }
         // Receiving by completions needs no readiness: the descriptor is watched only while a write waits.
         let interest: Interest = completionReads == nil ? .read : []
@@ -283,8 +289,44 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         } else if wantsToRead {
             interest.insert(.read)
         }
-        if !outbound.isEmpty { interest.insert(.write) }
+        if !outbound.isEmpty {
+            if completesSends {
+                submitSend()
+                guard lifecycle != .closed else { return }
+            } else {
+                interest.insert(.write)
+            }
+        }
         try? reactor.setInterest(fd: fd, interest)
+    }
+
+    // MARK: completion sends
+
+    /// Submits the head of what is queued (one contiguous piece), unless a send is already in flight.
+    private func submitSend() {
+        guard !sendInFlight, let completionReads else { return }
+        let piece = outbound.firstContiguous
+        guard piece.count > 0 else { return }
+        do throws(ReactorError) {
+            try completionReads.send(fd: fd, piece)
+        } catch {
+            if case .system(let systemError) = error { fail(systemError) } else { finish(.failed(SystemError("io_uring_enter", errno: EIO))) }
+            return
+        }
+        outbound.pin()
+        sendInFlight = true
+    }
+
+    func sendCompleted(_ result: Int32) {
+        sendInFlight = false
+        outbound.unpin()
+        guard lifecycle != .closed else { return }
+        guard result >= 0 else {
+            fail(SystemError("send", errno: -result))
+            return
+        }
+        outbound.consume(Int(result))
+        outputLeft(written: Int(result))
     }
 
     // MARK: completion reads
@@ -406,11 +448,17 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         let written: Int
         do {
             written = try outbound.flush(to: fd)
-            bytesSent &+= UInt64(written)
         } catch {
             fail(error)
             return
         }
+        outputLeft(written: written)
+    }
+
+    /// `written` queued bytes have gone to the kernel (by a flush on writability, or a submitted send's completion):
+    /// close or shut down if that was all and it was asked for, keep sending the rest, tell the handler.
+    private func outputLeft(written: Int) {
+        bytesSent &+= UInt64(written)
         if outbound.isEmpty {
             outbound.shrinkIfIdle(keeping: 256 * 1024)
             if lifecycle == .closingAfterFlush {

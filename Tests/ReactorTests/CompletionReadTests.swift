@@ -19,6 +19,9 @@ struct CompletionReadTests {
         let server = try listen(reactor) {
             let writer = ClientProbe()
             writer.onMade = { connection in
+                // A small send buffer: most of the stream waits in the transport and goes out as submitted sends.
+                var small: Int32 = 4096
+                setsockopt(connection.fd, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
                 connection.write(stream)
                 connection.close()
             }
@@ -42,6 +45,8 @@ struct CompletionReadTests {
         TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: reader)
         try runUntilStopped(reactor, limit: 60)
         #expect(deliveriesWhilePaused == 0)
+        let backend = try #require(reactor.completionReads as? IOUringBackend)
+        #expect(backend.completedSends > 0, "what the socket would not take went out as submitted sends")
         #expect(received.count == stream.count)
         let intact = received == stream
         #expect(intact, "the stream arrived changed")
@@ -140,6 +145,39 @@ struct CompletionReadTests {
         #expect(loss == .reset)
     }
 
+    /// A transport aborted while its submitted send is still in flight (the reader reads nothing) ends as aborted,
+    /// its send is cancelled, and the backend lets go of it once that send has completed: nothing is left behind.
+    @Test func anAbortWithASendInFlightLeavesNothingBehind() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        let backend = try #require(reactor.completionReads as? IOUringBackend)
+        var loss: ConnectionLossReason?
+        var drainingAtAbort = 0
+        let server = try listen(reactor) {
+            let writer = ClientProbe()
+            writer.onMade = { connection in
+                connection.write([UInt8](repeating: 1, count: 8 << 20))
+                // One turn later the send is in the kernel, waiting for room the reader never makes.
+                reactor.callLater(0.05) {
+                    connection.abort()
+                    drainingAtAbort = backend.drainingSends
+                }
+            }
+            writer.onLost = { reason in
+                loss = reason
+                // A few turns for the cancelled send's completion.
+                reactor.callLater(0.05) { reactor.stop() }
+            }
+            return writer
+        }
+        let reader = ClientProbe()
+        reader.onMade = { $0.pauseReading() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: reader)
+        try runUntilStopped(reactor)
+        #expect(loss == .aborted)
+        #expect(drainingAtAbort == 1, "the send was not in flight at the abort: the test proves nothing")
+        #expect(backend.drainingSends == 0)
+    }
+
     /// A receive that completed for a registration that has since ended (the descriptor closed and its number
     /// registered again) reaches neither receiver, and its buffer goes back to the ring: with a ring of one, the
     /// successor could receive nothing otherwise.
@@ -152,6 +190,7 @@ struct CompletionReadTests {
                 results.append(result)
                 self.bytes += bytes
             }
+            func sendCompleted(_ result: Int32) {}
         }
         var pair: [Int32] = [-1, -1]
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
@@ -159,7 +198,7 @@ struct CompletionReadTests {
         let (fd, peer) = (pair[0], pair[1])
         var events: [ReadyEvent] = []
         func collect() throws {
-            for _ in 0..<100 where backend.collectedReceives == 0 { try backend.wait(timeoutMilliseconds: 100, into: &events) }
+            for _ in 0..<100 where backend.collectedCompletions == 0 { try backend.wait(timeoutMilliseconds: 100, into: &events) }
         }
 
         let old = Recorder()
@@ -168,7 +207,7 @@ struct CompletionReadTests {
         try backend.receive(fd: fd)
         #expect(write(peer, "stale", 5) == 5)
         try collect()
-        #expect(backend.collectedReceives > 0)
+        #expect(backend.collectedCompletions > 0)
 
         // The registration ends and the number is registered again before the completion is dispatched.
         backend.remove(fd: fd)
@@ -176,14 +215,14 @@ struct CompletionReadTests {
         try backend.add(fd: fd, interest: [])
         backend.attachReceiver(fd: fd, successor)
         try backend.receive(fd: fd)
-        #expect(backend.dispatchReceives() == 0)
+        #expect(backend.dispatchCompletions() == 0)
         // The old receive's cancellation and the new receive go to the kernel; the cancellation is stale too.
         try backend.wait(timeoutMilliseconds: 0, into: &events)
-        #expect(backend.dispatchReceives() == 0)
+        #expect(backend.dispatchCompletions() == 0)
 
         #expect(write(peer, "fresh", 5) == 5)
         try collect()
-        _ = backend.dispatchReceives()
+        _ = backend.dispatchCompletions()
         #expect(old.results.isEmpty)
         #expect(String(decoding: successor.bytes, as: UTF8.self) == "fresh")
         #expect(!successor.results.contains(-ENOBUFS))
