@@ -146,6 +146,18 @@ int creactor_uring_recv_multishot(struct creactor_uring *ring, int fd, uint16_t 
     return 0;
 }
 
+int creactor_uring_accept_multishot(struct creactor_uring *ring, int fd, int flags, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(ring);
+    if (!sqe) return -EBUSY;
+    // No address wanted (addr and addr2 stay 0); each completion is one accepted descriptor, made with `flags`.
+    sqe->opcode = IORING_OP_ACCEPT;
+    sqe->fd = fd;
+    sqe->accept_flags = (uint32_t)flags;
+    sqe->ioprio = IORING_ACCEPT_MULTISHOT;
+    sqe->user_data = user_data;
+    return 0;
+}
+
 int creactor_uring_send(struct creactor_uring *ring, int fd, const void *bytes, unsigned length, uint64_t user_data) {
     struct io_uring_sqe *sqe = next_sqe(ring);
     if (!sqe) return -EBUSY;

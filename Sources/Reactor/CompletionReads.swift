@@ -2,9 +2,11 @@
 /// send what a socket would not take at once by completions too: the capability a transport asks its reactor for,
 /// to read and write without readiness events. Backends without it (select, poll, epoll) are not touched by it.
 protocol CompletionReads: AnyObject {
-    /// From now until `remove(fd:)`, `fd`'s receives go to `receiver` (held strongly until then).
-    func attachReceiver(fd: Int32, _ receiver: any CompletionReceiver)
-    /// Starts a multishot receive on `fd` unless one is in flight; it goes to the kernel with the next wait.
+    /// From now until `remove(fd:)`, `fd`'s receives go to `receiver` (held strongly until then). `accepting`: `fd`
+    /// is a listener, and what it receives are accepted descriptors (the result of each completion).
+    func attachReceiver(fd: Int32, _ receiver: any CompletionReceiver, accepting: Bool)
+    /// Starts a multishot receive (or accept) on `fd` unless one is in flight; it goes to the kernel with the next
+    /// wait.
     func receive(fd: Int32) throws(ReactorError)
     /// Asks the receive in flight to end (backpressure). Completions the kernel has already made still arrive,
     /// then one without `more`.

@@ -37,6 +37,8 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         var stopping = false
         /// A send for this generation is in flight.
         var sending = false
+        /// The descriptor is a listener: its receive is a multishot accept.
+        var accepts = false
     }
     @exclusivity(unchecked) private var slots: [Slot] = []
     /// Descriptors whose poll completed in the last wait: re-armed before the next one if still wanted.
@@ -48,6 +50,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         var fd: Int32
         var generation: UInt32
         var isSend: Bool
+        var isAccept: Bool
         var result: Int32
         var flags: UInt32
     }
@@ -68,6 +71,8 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     private static let generationMask: UInt32 = (1 << 30) - 1
     private static let receiveKind: UInt64 = 1 << 62
     private static let sendKind: UInt64 = 2 << 62
+    /// A multishot accept (the removal mark, all ones, has this kind too, but descriptor -1 is never registered).
+    private static let acceptKind: UInt64 = 3 << 62
     private static let kindMask: UInt64 = 3 << 62
     /// The user data of removals and cancellations, whose own completions say nothing.
     private static let removalMark: UInt64 = .max
@@ -117,6 +122,10 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         receiveKind | userData(fd: fd, generation: generation)
     }
 
+    private static func acceptUserData(fd: Int32, generation: UInt32) -> UInt64 {
+        acceptKind | userData(fd: fd, generation: generation)
+    }
+
     private static func sendUserData(fd: Int32, generation: UInt32) -> UInt64 {
         sendKind | userData(fd: fd, generation: generation)
     }
@@ -164,9 +173,10 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         if let receiver = slots[index].receiver {
             // The receive holds the file: cancel it so the close takes effect; what it still completes is stale.
             if slots[index].receiving {
-                let data = Self.receiveUserData(fd: fd, generation: slots[index].receiveGeneration)
+                let data = receiveRequest(index, fd)
                 try? queue { creactor_uring_cancel(&ring, data, Self.removalMark) }
             }
+            slots[index].accepts = false
             if slots[index].sending {
                 let data = Self.sendUserData(fd: fd, generation: slots[index].receiveGeneration)
                 try? queue { creactor_uring_cancel(&ring, data, Self.removalMark) }
@@ -212,23 +222,35 @@ final class IOUringBackend: PollerBackend, CompletionReads {
 
     // MARK: completion reads
 
-    func attachReceiver(fd: Int32, _ receiver: any CompletionReceiver) {
+    func attachReceiver(fd: Int32, _ receiver: any CompletionReceiver, accepting: Bool) {
         let index = slotIndex(fd)
         slots[index].receiver = receiver
+        slots[index].accepts = accepting
+    }
+
+    /// The user data of `fd`'s receive (or accept) for its current generation.
+    private func receiveRequest(_ index: Int, _ fd: Int32) -> UInt64 {
+        let generation = slots[index].receiveGeneration
+        return slots[index].accepts ? Self.acceptUserData(fd: fd, generation: generation)
+            : Self.receiveUserData(fd: fd, generation: generation)
     }
 
     func receive(fd: Int32) throws(ReactorError) {
         let index = Int(fd)
         guard slots[index].receiver != nil, !slots[index].receiving else { return }
-        let data = Self.receiveUserData(fd: fd, generation: slots[index].receiveGeneration)
-        try queue { creactor_uring_recv_multishot(&ring, fd, Self.bufferGroup, data) }
+        let data = receiveRequest(index, fd)
+        if slots[index].accepts {
+            try queue { creactor_uring_accept_multishot(&ring, fd, CREACTOR_SOCK_NONBLOCK | CREACTOR_SOCK_CLOEXEC, data) }
+        } else {
+            try queue { creactor_uring_recv_multishot(&ring, fd, Self.bufferGroup, data) }
+        }
         slots[index].receiving = true
     }
 
     func stopReceiving(fd: Int32) {
         let index = Int(fd)
         guard slots[index].receiving, !slots[index].stopping else { return }
-        let data = Self.receiveUserData(fd: fd, generation: slots[index].receiveGeneration)
+        let data = receiveRequest(index, fd)
         // A failed cancel leaves the receive running; the transport holds what it delivers, so nothing is lost.
         guard (try? queue { creactor_uring_cancel(&ring, data, Self.removalMark) }) != nil else { return }
         slots[index].stopping = true
@@ -260,6 +282,22 @@ final class IOUringBackend: PollerBackend, CompletionReads {
                 } else {
                     // The send of an ended registration is over: its bytes' owner may go.
                     draining[Self.sendUserData(fd: completion.fd, generation: completion.generation)] = nil
+                }
+                continue
+            }
+            if completion.isAccept {
+                if slots[index].receiveGeneration == completion.generation, slots[index].accepts,
+                   let receiver = slots[index].receiver {
+                    if completion.flags & CREACTOR_CQE_F_MORE == 0 {
+                        slots[index].receiving = false
+                        slots[index].stopping = false
+                    }
+                    receiver.receiveCompleted(completion.result, UnsafeRawBufferPointer(start: nil, count: 0),
+                                              more: completion.flags & CREACTOR_CQE_F_MORE != 0)
+                    delivered += 1
+                } else if completion.result >= 0 {
+                    // Accepted for a listener that has gone: nobody owns the connection.
+                    Glibc.close(completion.result)
                 }
                 continue
             }
@@ -303,7 +341,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             let kind = data & Self.kindMask
             if kind != 0 {
                 completions.append(TransportCompletion(fd: fd, generation: generation, isSend: kind == Self.sendKind,
-                                                       result: res, flags: flags))
+                                                       isAccept: kind == Self.acceptKind, result: res, flags: flags))
                 continue
             }
             let index = Int(fd)

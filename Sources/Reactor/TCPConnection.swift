@@ -146,7 +146,7 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
                 try reactor.register(fd: fd, interest: interest, handler: self)
             }
             if let completionReads {
-                completionReads.attachReceiver(fd: fd, self)
+                completionReads.attachReceiver(fd: fd, self, accepting: false)
                 try completionReads.receive(fd: fd)
             }
         } catch {

@@ -4,10 +4,74 @@ import Glibc
 @testable import Reactor
 import Testing
 
-/// What only io_uring's completion reads can get wrong: bytes that completed while reading was paused, a
-/// buffer ring that runs dry, an end of stream behind held bytes, and completions that outlive their descriptor.
-@Suite("io_uring completion reads")
+/// What only io_uring's completions can get wrong: bytes that completed while reading was paused, a buffer ring
+/// that runs dry, an end of stream behind held bytes, completions that outlive their descriptor, sends in flight,
+/// and connections the kernel accepted while the listener was not taking them.
+@Suite("io_uring completions: receives, sends, accepts")
 struct CompletionReadTests {
+    /// Opens `count` blocking connections to `port` (the kernel completes them from the backlog, before any
+    /// accept); the caller closes them.
+    static func connectClients(_ count: Int, port: UInt16) -> [Int32] {
+        (0..<count).map { _ in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let result = address(port: port).withSockAddr { connect(fd, $0, $1) }
+            #expect(result == 0)
+            return fd
+        }
+    }
+
+    /// Connections the kernel accepted after the listener paused (in the same batch as the one that paused it) are
+    /// held, not handed over, until it resumes; then every one arrives, in order.
+    @Test func aPausedListenerHoldsWhatTheKernelAcceptedUntilItResumes() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        var accepted: [Int32] = []
+        var acceptedWhilePaused = 0
+        var paused = false
+        var listener: TCPListener?
+        listener = try TCPListener(reactor: reactor, address: loopback) { fd in
+            if paused { acceptedWhilePaused += 1 }
+            accepted.append(fd)
+            if accepted.count == 1 {
+                paused = true
+                listener?.pauseAccepting()
+                reactor.callLater(0.05) {
+                    paused = false
+                    listener?.resumeAccepting()
+                }
+            }
+            if accepted.count == 10 { reactor.stop() }
+        }
+        let clients = Self.connectClients(10, port: listener!.port)
+        defer { clients.forEach { close($0) } }
+        try runUntilStopped(reactor)
+        accepted.forEach { close($0) }
+        listener?.close()
+        #expect(accepted.count == 10)
+        #expect(acceptedWhilePaused == 0)
+    }
+
+    /// A storm of connections already accepted by the kernel is handed over at most a readiness wake-up's batch
+    /// (64) per loop iteration, so timers due meanwhile run between the batches.
+    @Test func acceptCompletionsAreHandedOverInBoundedBatches() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        var perIteration: [UInt64: Int] = [:]
+        var accepted: [Int32] = []
+        let listener = try TCPListener(reactor: reactor, address: loopback) { fd in
+            accepted.append(fd)
+            perIteration[reactor.stats.iterations, default: 0] += 1
+            if accepted.count == 150 { reactor.stop() }
+        }
+        let clients = Self.connectClients(150, port: listener.port)
+        defer { clients.forEach { close($0) } }
+        try runUntilStopped(reactor)
+        accepted.forEach { close($0) }
+        listener.close()
+        #expect(accepted.count == 150)
+        let largest = perIteration.values.max() ?? 0
+        #expect(largest <= TCPListener.acceptsPerWakeup, "one iteration took \(largest)")
+        #expect(perIteration.count >= 3)
+    }
+
     /// A byte pattern whose order shows: a lost, repeated or reordered piece changes the stream.
     static func pattern(_ count: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 % 251) } }
 
@@ -203,7 +267,7 @@ struct CompletionReadTests {
 
         let old = Recorder()
         try backend.add(fd: fd, interest: [])
-        backend.attachReceiver(fd: fd, old)
+        backend.attachReceiver(fd: fd, old, accepting: false)
         try backend.receive(fd: fd)
         #expect(write(peer, "stale", 5) == 5)
         try collect()
@@ -213,7 +277,7 @@ struct CompletionReadTests {
         backend.remove(fd: fd)
         let successor = Recorder()
         try backend.add(fd: fd, interest: [])
-        backend.attachReceiver(fd: fd, successor)
+        backend.attachReceiver(fd: fd, successor, accepting: false)
         try backend.receive(fd: fd)
         #expect(backend.dispatchCompletions() == 0)
         // The old receive's cancellation and the new receive go to the kernel; the cancellation is stale too.

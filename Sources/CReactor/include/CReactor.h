@@ -55,6 +55,8 @@ int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms);
 int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res, uint32_t *flags);
 /// Queue a multishot receive on `fd` taking buffers from `group`; -EBUSY when the submission ring is full.
 int creactor_uring_recv_multishot(struct creactor_uring *ring, int fd, uint16_t group, uint64_t user_data);
+/// Queue a multishot accept on the listening `fd`, accepted descriptors made with `flags` (SOCK_NONBLOCK...).
+int creactor_uring_accept_multishot(struct creactor_uring *ring, int fd, int flags, uint64_t user_data);
 /// Queue a send of `length` bytes at `bytes` (which must stay put until its completion); -EBUSY when full.
 int creactor_uring_send(struct creactor_uring *ring, int fd, const void *bytes, unsigned length, uint64_t user_data);
 /// Queue the cancellation of the request whose user data is `target`; its own completion carries `user_data`.
