@@ -1,8 +1,8 @@
 /// The ways the reactor can wait for descriptors. The loop, the timers and the transports are the same for all.
 public enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case select, poll, epoll
-    /// io_uring: TCP transports receive by completions (multishot receives into provided buffers), everything
-    /// else waits on one-shot polls; all submitted with the wait.
+    /// io_uring: TCP transports and listeners work by completions (multishot receives into provided buffers, sends
+    /// of what would block, multishot accepts); everything else waits on one-shot polls; all submitted with the wait.
     case ioUring = "io_uring"
 
     /// epoll on Linux: O(ready) per wake-up rather than O(watched).

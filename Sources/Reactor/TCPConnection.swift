@@ -137,7 +137,7 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         completionReads = reactor.completionReads
         completesSends = completionReads?.completesSends ?? false
         if noDelay { setNoDelay() }
-        // Receiving by completions needs no readiness: the descriptor is watched only while a write waits.
+        // Receiving by completions needs no readiness (nor do blocked writes, on a ring that submits sends).
         let interest: Interest = completionReads == nil ? .read : []
         do {
             if alreadyRegistered {
@@ -310,7 +310,7 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         do throws(ReactorError) {
             try completionReads.send(fd: fd, piece)
         } catch {
-            if case .system(let systemError) = error { fail(systemError) } else { finish(.failed(SystemError("io_uring_enter", errno: EIO))) }
+            failSubmission(error)
             return
         }
         outbound.pin()
@@ -345,7 +345,16 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         do throws(ReactorError) {
             try completionReads.receive(fd: fd)
         } catch {
-            if case .system(let systemError) = error { fail(systemError) } else { finish(.failed(SystemError("io_uring_enter", errno: EIO))) }
+            failSubmission(error)
+        }
+    }
+
+    /// A request the ring would not take (it was full even after handing its entries to the kernel).
+    private func failSubmission(_ error: ReactorError) {
+        if case .system(let systemError) = error {
+            fail(systemError)
+        } else {
+            finish(.failed(SystemError("io_uring_enter", errno: EIO)))
         }
     }
 
