@@ -93,7 +93,10 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         guard registered == 0 else {
             creactor_uring_exit(&ring)
             buffers.deallocate()
-            throw .system(SystemError("io_uring_register", errno: -registered))
+            // Still one line naming the reason, as for a ring that cannot be set up at all.
+            let reason = "this kernel's io_uring cannot take a provided-buffer ring (io_uring_register: "
+                + "\(String(cString: strerror(-registered))); Linux 5.19 or later)"
+            throw .backendUnavailable(backend: "io_uring", reason: reason)
         }
     }
 

@@ -5,6 +5,8 @@ public struct ReceiveBufferRing: Sendable, Equatable {
     public var size: Int
 
     public init(count: Int, size: Int) {
+        precondition(count > 0 && count <= 32768 && count & (count - 1) == 0, "a buffer ring holds a power of two up to 32768")
+        precondition(size > 0 && size <= Int(UInt32.max), "a buffer's size must fit the kernel's 32 bits")
         self.count = count
         self.size = size
     }
