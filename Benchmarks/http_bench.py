@@ -10,7 +10,10 @@ medians and the median of each round's own ratio (its two runs seconds apart, so
 With --threads 1,2 it also runs the gateway with `--threads 2` against nginx with 2 workers (`reuseport`: a
 listener per worker, as the gateway has one per thread; wrk -t2 -c128), in the same rounds; the single-threaded
 peers run at N = 1 only.
-Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3] [--peers nginx,nio,hummingbird,asyncio,twisted] [--threads 1,2] [--pin]
+Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3] [--peers nginx,nio,hummingbird,asyncio,twisted] [--pin]
+                                [--threads 1,2] [--reactors epoll,io_uring] [--binary PATH]
+--reactors runs one gateway per reactor backend (each compared with every other server at its N); --binary uses a
+poetry binary already built (say with its own --scratch-path) instead of building .build/release.
 """
 import argparse
 import os
@@ -63,8 +66,9 @@ def run_wrk(port, duration, close, threads=1):
     return rps, requests, float(p99.group(1)) * scale, int(errors.group(1)) if errors else 0
 
 
-def gateway_name(threads):
-    return "poetry-gateway" if threads == 1 else f"poetry-gateway {threads} threads"
+def gateway_name(threads, reactor=None):
+    name = "poetry-gateway" if reactor is None else f"poetry-gateway ({reactor})"
+    return name if threads == 1 else f"{name} {threads} threads"
 
 
 def main():
@@ -74,6 +78,8 @@ def main():
     parser.add_argument("--peers", default="nginx,nio,hummingbird,asyncio,twisted")
     parser.add_argument("--pin", action="store_true", help="servers on CPU 1, wrk on CPU 0 (taskset)")
     parser.add_argument("--threads", default="1", help="reactor threads / nginx workers to compare at, e.g. 1,2")
+    parser.add_argument("--reactors", default="epoll", help="the gateway's backends, one gateway each: epoll,io_uring")
+    parser.add_argument("--binary", help="a poetry binary already built, instead of building .build/release")
     opts = parser.parse_args()
     if opts.pin and opts.threads != "1":
         sys.exit("--pin puts every server on one CPU: use it with --threads 1 only")
@@ -83,21 +89,25 @@ def main():
     wanted = set(opts.peers.split(","))
     if not shutil.which("wrk") or not shutil.which("nginx"):
         sys.exit("needs wrk and nginx: apt-get install wrk nginx-light")
-    poetry = build_release()
+    poetry = opts.binary or build_release()
     work = tempfile.mkdtemp()
     servers = {}
-    # Name -> (N, the peer it is compared with at that N); every server runs with wrk -tN -c64N.
+    # Name -> N: every server runs with wrk -tN -c64N and is compared with the servers at its N.
     level = {}
     processes = []
     counts = [int(n) for n in opts.threads.split(",")]
+    reactors = opts.reactors.split(",")
+    gateways = []
     for n in counts:
-        gport = free_port()
-        gateway = subprocess.Popen(PIN_SERVER + [poetry, "gateway", "--port", str(gport), "--threads", str(n),
-                                    "--public-dir", os.path.join(ROOT, "public"), "--poetry-dir", os.path.join(ROOT, "poetry")],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        name = gateway_name(n)
-        servers[name] = (gport, lambda gateway=gateway: [gateway.pid])
-        level[name] = n
+        for reactor in reactors:
+            gport = free_port()
+            gateway = subprocess.Popen(PIN_SERVER + [poetry, "gateway", "--port", str(gport), "--threads", str(n), "--reactor", reactor,
+                                        "--public-dir", os.path.join(ROOT, "public"), "--poetry-dir", os.path.join(ROOT, "poetry")],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            name = gateway_name(n, reactor if len(reactors) > 1 else None)
+            servers[name] = (gport, lambda pid=gateway.pid: [pid])
+            level[name] = n
+            gateways.append(name)
         processes.append(gateway)
 
     def start(name, args, cwd=None):
@@ -176,17 +186,20 @@ def main():
                          f"{median([x[2] for x in runs]):.2f}"])
     print(table(["server", "requests", "req/s", "CPU µs/req", "p99 ms"], rows))
     print("Ratios: of the medians, then [the median of each round's own ratio, whose two runs were seconds apart].")
-    for peer, theirs in results.items():
-        if peer.startswith("poetry-gateway"):
-            continue
-        ours = results[gateway_name(level[peer])]
-        for kind, label in (("keep", "keep-alive"), ("close", "Connection: close")):
-            parts = []
-            for field, what in ((0, "throughput"), (1, "CPU per request"), (2, "p99")):
-                of_medians = median([x[field] for x in ours[kind]]) / median([x[field] for x in theirs[kind]])
-                paired = median([a[field] / b[field] for a, b in zip(ours[kind], theirs[kind])])
-                parts.append(f"{what} {of_medians:.2f}× [{paired:.2f}×]")
-            print(f"{label}: {gateway_name(level[peer])} / {peer}: " + ", ".join(parts))
+    for position, name in enumerate(gateways):
+        ours = results[name]
+        # Each gateway against every peer at its N, and against the gateways at its N listed before it
+        # (io_uring / epoll).
+        for peer, theirs in results.items():
+            if peer == name or level[peer] != level[name] or (peer in gateways and gateways.index(peer) > position):
+                continue
+            for kind, label in (("keep", "keep-alive"), ("close", "Connection: close")):
+                parts = []
+                for field, what in ((0, "throughput"), (1, "CPU per request"), (2, "p99")):
+                    of_medians = median([x[field] for x in ours[kind]]) / median([x[field] for x in theirs[kind]])
+                    paired = median([a[field] / b[field] for a, b in zip(ours[kind], theirs[kind])])
+                    parts.append(f"{what} {of_medians:.2f}× [{paired:.2f}×]")
+                print(f"{label}: {name} / {peer}: " + ", ".join(parts))
 
 
 if __name__ == "__main__":

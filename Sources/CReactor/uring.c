@@ -4,10 +4,19 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/io_uring.h>
 #include "CReactor.h"
+
+_Static_assert(CREACTOR_CQE_F_BUFFER == IORING_CQE_F_BUFFER, "IORING_CQE_F_BUFFER");
+_Static_assert(CREACTOR_CQE_F_MORE == IORING_CQE_F_MORE, "IORING_CQE_F_MORE");
+_Static_assert(CREACTOR_CQE_BUFFER_SHIFT == IORING_CQE_BUFFER_SHIFT, "IORING_CQE_BUFFER_SHIFT");
+
+static int uring_register(int fd, unsigned opcode, void *arg, unsigned count) {
+    return (int)syscall(__NR_io_uring_register, fd, opcode, arg, count);
+}
 
 // io_uring by hand: io_uring_setup, the three regions mapped with mmap, io_uring_enter. The kernel's ABI asks for
 // acquire loads of what it writes (the completion tail, the submission head) and release stores of what we hand
@@ -25,11 +34,22 @@ int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned 
     memset(ring, 0, sizeof(*ring));
     ring->fd = -1;
     struct io_uring_params params;
+    // Completions' work (a receive's copy) runs only inside our own io_uring_enter, batched, instead of
+    // interrupting whatever system call the loop is in (6.1+). That binds the ring to one thread: it starts
+    // disabled and the first enter, on the loop's thread, enables it for that thread.
     memset(&params, 0, sizeof(params));
-    params.flags = IORING_SETUP_CQSIZE;
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
     params.cq_entries = cq_entries;
     int fd = uring_setup(entries, &params);
+    if (fd < 0 && errno == EINVAL) {
+        memset(&params, 0, sizeof(params));
+        params.flags = IORING_SETUP_CQSIZE;
+        params.cq_entries = cq_entries;
+        fd = uring_setup(entries, &params);
+    }
     if (fd < 0) return -errno;
+    ring->deferred = (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+    ring->disabled = (params.flags & IORING_SETUP_R_DISABLED) != 0;
     // A wait with a timeout needs IORING_ENTER_EXT_ARG (5.11); completions never dropped needs NODROP (5.5).
     if (!(params.features & IORING_FEAT_EXT_ARG) || !(params.features & IORING_FEAT_NODROP)
         || !(params.features & IORING_FEAT_SINGLE_MMAP)) {
@@ -113,16 +133,144 @@ int creactor_uring_poll_remove(struct creactor_uring *ring, uint64_t target, uin
     return 0;
 }
 
+int creactor_uring_recv_multishot(struct creactor_uring *ring, int fd, uint16_t group, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(ring);
+    if (!sqe) return -EBUSY;
+    // Length 0 and buffer select: each completion takes one buffer of the group's ring.
+    sqe->opcode = IORING_OP_RECV;
+    sqe->fd = fd;
+    sqe->flags = IOSQE_BUFFER_SELECT;
+    sqe->buf_group = group;
+    sqe->ioprio = IORING_RECV_MULTISHOT;
+    sqe->user_data = user_data;
+    return 0;
+}
+
+int creactor_uring_accept_multishot(struct creactor_uring *ring, int fd, int flags, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(ring);
+    if (!sqe) return -EBUSY;
+    // No address wanted (addr and addr2 stay 0); each completion is one accepted descriptor, made with `flags`.
+    sqe->opcode = IORING_OP_ACCEPT;
+    sqe->fd = fd;
+    sqe->accept_flags = (uint32_t)flags;
+    sqe->ioprio = IORING_ACCEPT_MULTISHOT;
+    sqe->user_data = user_data;
+    return 0;
+}
+
+int creactor_uring_send(struct creactor_uring *ring, int fd, const void *bytes, unsigned length, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(ring);
+    if (!sqe) return -EBUSY;
+    sqe->opcode = IORING_OP_SEND;
+    sqe->fd = fd;
+    sqe->addr = (uint64_t)(uintptr_t)bytes;
+    sqe->len = length;
+    sqe->msg_flags = MSG_NOSIGNAL;
+    sqe->user_data = user_data;
+    return 0;
+}
+
+int creactor_uring_cancel(struct creactor_uring *ring, uint64_t target, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(ring);
+    if (!sqe) return -EBUSY;
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = -1;
+    sqe->addr = target;
+    sqe->user_data = user_data;
+    return 0;
+}
+
+// A provided-buffer ring: `entries` slots of `struct io_uring_buf` in page-aligned memory of ours, registered under
+// `group`, every buffer handed over at once. The kernel takes buffers from the head it keeps; we add at the tail,
+// overlaid on the first slot's reserved field, published with a release store (the kernel loads it with acquire).
+int creactor_uring_buffers_init(struct creactor_uring *ring, struct creactor_uring_buffers *buffers,
+                                unsigned entries, unsigned buffer_size, uint16_t group) {
+    memset(buffers, 0, sizeof(*buffers));
+    if (entries == 0 || (entries & (entries - 1)) != 0 || entries > 32768) return -EINVAL;
+    size_t ring_size = (size_t)entries * sizeof(struct io_uring_buf);
+    void *slots = mmap(0, ring_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (slots == MAP_FAILED) return -errno;
+    size_t data_size = (size_t)entries * buffer_size;
+    void *data = mmap(0, data_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (data == MAP_FAILED) {
+        int code = errno;
+        munmap(slots, ring_size);
+        return -code;
+    }
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)slots;
+    reg.ring_entries = entries;
+    reg.bgid = group;
+    if (uring_register(ring->fd, IORING_REGISTER_PBUF_RING, &reg, 1) < 0) {
+        int code = errno;
+        munmap(data, data_size);
+        munmap(slots, ring_size);
+        return -code;
+    }
+    buffers->slots = slots;
+    buffers->slots_size = ring_size;
+    buffers->data = data;
+    buffers->data_size = data_size;
+    buffers->entries = entries;
+    buffers->buffer_size = buffer_size;
+    buffers->group = group;
+    buffers->registered = 1;
+    for (unsigned id = 0; id < entries; id++) creactor_uring_buffer_return(buffers, (uint16_t)id);
+    return 0;
+}
+
+void creactor_uring_buffers_exit(struct creactor_uring *ring, struct creactor_uring_buffers *buffers) {
+    if (!buffers->registered) return;
+    if (ring->fd >= 0) {
+        // With deferred work a receive fills its buffer only inside our own io_uring_enter: unmapping is safe once
+        // the ring is closed, and not before. Without it, the unregistration (which takes the lock a receive
+        // holds while it picks and fills a buffer) is what makes it safe.
+        if (ring->deferred) return;
+        struct io_uring_buf_reg reg;
+        memset(&reg, 0, sizeof(reg));
+        reg.bgid = buffers->group;
+        uring_register(ring->fd, IORING_UNREGISTER_PBUF_RING, &reg, 1);
+    }
+    munmap(buffers->data, buffers->data_size);
+    munmap(buffers->slots, buffers->slots_size);
+    buffers->registered = 0;
+}
+
+void *creactor_uring_buffer(struct creactor_uring_buffers *buffers, uint16_t id) {
+    return (char *)buffers->data + (size_t)id * buffers->buffer_size;
+}
+
+void creactor_uring_buffer_return(struct creactor_uring_buffers *buffers, uint16_t id) {
+    struct io_uring_buf_ring *ring = buffers->slots;
+    struct io_uring_buf *slot = &ring->bufs[buffers->local_tail & (buffers->entries - 1)];
+    slot->addr = (uint64_t)(uintptr_t)creactor_uring_buffer(buffers, id);
+    slot->len = buffers->buffer_size;
+    slot->bid = id;
+    buffers->local_tail++;
+    // The slot's contents become the kernel's with the tail that covers them.
+    __atomic_store_n(&ring->tail, buffers->local_tail, __ATOMIC_RELEASE);
+}
+
 int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
+    if (ring->disabled) {
+        if (uring_register(ring->fd, IORING_REGISTER_ENABLE_RINGS, 0, 0) < 0) return -errno;
+        ring->disabled = 0;
+    }
     unsigned to_submit = ring->pending;
     // The entries filled since the last call become the kernel's.
     __atomic_store_n(ring->sq_tail, ring->local_tail, __ATOMIC_RELEASE);
     ring->pending = 0;
     unsigned ready = __atomic_load_n(ring->cq_tail, __ATOMIC_ACQUIRE) - *ring->cq_head;
-    if (timeout_ms == 0 || ready > 0) {
+    if (ready > 0 || (timeout_ms == 0 && !ring->deferred)) {
         // Submit without waiting; nothing to submit costs no system call.
         if (to_submit == 0) return 0;
         int result = uring_enter(ring->fd, to_submit, 0, 0, 0, 0);
+        return result < 0 ? -errno : result;
+    }
+    if (timeout_ms == 0) {
+        // Deferred work runs only when asked for: GETEVENTS with no minimum runs it without blocking.
+        int result = uring_enter(ring->fd, to_submit, 0, IORING_ENTER_GETEVENTS, 0, 0);
         return result < 0 ? -errno : result;
     }
     struct __kernel_timespec ts;
@@ -143,12 +291,13 @@ int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
     return result;
 }
 
-int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res) {
+int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res, uint32_t *flags) {
     unsigned head = *ring->cq_head;
     if (head == __atomic_load_n(ring->cq_tail, __ATOMIC_ACQUIRE)) return 0;
     struct io_uring_cqe *cqe = (struct io_uring_cqe *)ring->cqes + (head & ring->cq_mask);
     *user_data = cqe->user_data;
     *res = cqe->res;
+    *flags = cqe->flags;
     // Read before the slot goes back to the kernel.
     __atomic_store_n(ring->cq_head, head + 1, __ATOMIC_RELEASE);
     return 1;

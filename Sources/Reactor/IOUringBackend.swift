@@ -3,16 +3,24 @@ import Glibc
 #endif
 import CReactor
 
-/// io_uring as a readiness backend: each watched descriptor has one one-shot `IORING_OP_POLL_ADD` in flight; its
-/// completion is the ready event, and the poll is re-armed before the next wait, so a descriptor still ready
-/// completes again at once (level-triggered, as the loop expects). Every arm, re-arm and removal made during a
-/// turn goes to the kernel in the same `io_uring_enter` as the wait.
+/// io_uring, two ways at once. Readiness, for what is not a socket transport (wake-ups, signal pipes, listeners,
+/// connects, and a socket's writes that would block): each watched descriptor has one one-shot
+/// `IORING_OP_POLL_ADD` in flight; its completion is the ready event, and the poll is re-armed before the next
+/// wait, so a descriptor still ready completes again at once (level-triggered, as the loop expects).
+/// Completions, for a TCP transport's receives (`CompletionReads`): one multishot `IORING_OP_RECV` per socket
+/// takes buffers from a provided-buffer ring, so bytes arrive with the event and need no `recv` call; and for what
+/// a socket would not take at once, an `IORING_OP_SEND` instead of waiting for POLLOUT. Every arm,
+/// re-arm, start, stop and removal made during a turn goes to the kernel in the same `io_uring_enter` as the wait.
 ///
-/// A poll's user data is the descriptor and a generation: a completion for an older registration (removed,
-/// changed, or closed and reused) is dropped. Unlike epoll, a poll holds its file, so a descriptor must be
-/// removed before it is closed (`removeClosing` removes).
-final class IOUringBackend: PollerBackend {
+/// A request's user data is the descriptor, a generation and its kind: a completion for an older registration
+/// (removed, changed, or closed and reused) is dropped (a receive's buffer still goes back to the ring). Unlike
+/// epoll, a request holds its file, so a descriptor must be removed before it is closed (`removeClosing`
+/// removes).
+final class IOUringBackend: PollerBackend, CompletionReads {
     private var ring = creactor_uring()
+    /// Allocated once, so the hot path passes a pointer rather than an inout access to a stored property.
+    private let buffers: UnsafeMutablePointer<creactor_uring_buffers>
+    private static let bufferGroup: UInt16 = 0
 
     private struct Slot {
         var interest: Interest = []
@@ -20,23 +28,81 @@ final class IOUringBackend: PollerBackend {
         var registered = false
         /// A poll for this generation is in flight.
         var armed = false
+        /// Takes the receives, while this registration receives by completions.
+        var receiver: (any CompletionReceiver)?
+        var receiveGeneration: UInt32 = 0
+        /// A multishot receive for this generation is in flight (until its completion without `more`).
+        var receiving = false
+        /// Its cancellation has been asked for.
+        var stopping = false
+        /// A send for this generation is in flight.
+        var sending = false
+        /// The descriptor is a listener: its receive is a multishot accept.
+        var accepts = false
     }
-    private var slots: [Slot] = []
+    @exclusivity(unchecked) private var slots: [Slot] = []
     /// Descriptors whose poll completed in the last wait: re-armed before the next one if still wanted.
     private var completed: [Int32] = []
-    /// The user data of removal requests, whose own completions say nothing.
+
+    /// A receive or send completion collected by `wait`, delivered by `dispatchCompletions` once the loop has its
+    /// wake time.
+    private struct TransportCompletion {
+        var fd: Int32
+        var generation: UInt32
+        var isSend: Bool
+        var isAccept: Bool
+        var result: Int32
+        var flags: UInt32
+    }
+    @exclusivity(unchecked) private var completions: [TransportCompletion] = []
+    /// Receivers whose registration ended with a send in flight, by the send's user data: held until the send's
+    /// completion, because the bytes it reads belong to them.
+    private var draining: [UInt64: any CompletionReceiver] = [:]
+    /// Completions collected by the last wait and not yet dispatched (for tests).
+    var collectedCompletions: Int { completions.count }
+    /// How often a receive ended because the buffer ring had run dry (ENOBUFS) and had to start again.
+    private(set) var bufferRingExhaustions: UInt64 = 0
+    /// Ended registrations whose send has not completed yet (for tests).
+    var drainingSends: Int { draining.count }
+    /// Sends completed through the ring (for tests).
+    private(set) var completedSends: UInt64 = 0
+
+    // User data: bits 0–31 the descriptor, 32–61 the generation, 62–63 the kind.
+    private static let generationMask: UInt32 = (1 << 30) - 1
+    private static let receiveKind: UInt64 = 1 << 62
+    private static let sendKind: UInt64 = 2 << 62
+    /// A multishot accept (the removal mark, all ones, has this kind too, but descriptor -1 is never registered).
+    private static let acceptKind: UInt64 = 3 << 62
+    private static let kindMask: UInt64 = 3 << 62
+    /// The user data of removals and cancellations, whose own completions say nothing.
     private static let removalMark: UInt64 = .max
 
     /// Submission ring entries; the completion ring is larger so a burst of completions is not held back.
     private static let entries: UInt32 = 4096
 
-    init() throws(ReactorError) {
+    init(receiveBuffers: ReceiveBufferRing = .standard) throws(ReactorError) {
+        buffers = .allocate(capacity: 1)
+        buffers.initialize(to: creactor_uring_buffers())
         let result = creactor_uring_init(&ring, Self.entries, Self.entries * 8)
-        guard result == 0 else { throw Self.unavailable(errno: -result) }
+        guard result == 0 else {
+            buffers.deallocate()
+            throw Self.unavailable(errno: -result)
+        }
+        let registered = creactor_uring_buffers_init(&ring, buffers, UInt32(receiveBuffers.count),
+                                                     UInt32(receiveBuffers.size), Self.bufferGroup)
+        guard registered == 0 else {
+            creactor_uring_exit(&ring)
+            buffers.deallocate()
+            // Still one line naming the reason, as for a ring that cannot be set up at all.
+            let reason = "this kernel's io_uring cannot take a provided-buffer ring (io_uring_register: "
+                + "\(String(cString: strerror(-registered))); Linux 5.19 or later)"
+            throw .backendUnavailable(backend: "io_uring", reason: reason)
+        }
     }
 
     deinit {
-        creactor_uring_exit(&ring)
+        close()
+        buffers.deallocate()
     }
 
     /// Why io_uring cannot be used here, in one line.
@@ -52,7 +118,23 @@ final class IOUringBackend: PollerBackend {
     }
 
     private static func userData(fd: Int32, generation: UInt32) -> UInt64 {
-        UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
+        UInt64(generation & generationMask) << 32 | UInt64(UInt32(bitPattern: fd))
+    }
+
+    private static func receiveUserData(fd: Int32, generation: UInt32) -> UInt64 {
+        receiveKind | userData(fd: fd, generation: generation)
+    }
+
+    private static func acceptUserData(fd: Int32, generation: UInt32) -> UInt64 {
+        acceptKind | userData(fd: fd, generation: generation)
+    }
+
+    private static func sendUserData(fd: Int32, generation: UInt32) -> UInt64 {
+        sendKind | userData(fd: fd, generation: generation)
+    }
+
+    private static func nextGeneration(_ generation: UInt32) -> UInt32 {
+        (generation &+ 1) & generationMask
     }
 
     private static func mask(_ interest: Interest) -> UInt32 {
@@ -71,7 +153,7 @@ final class IOUringBackend: PollerBackend {
     func add(fd: Int32, interest: Interest) throws(ReactorError) {
         let index = slotIndex(fd)
         slots[index].registered = true
-        slots[index].generation &+= 1
+        slots[index].generation = Self.nextGeneration(slots[index].generation)
         slots[index].interest = interest
         slots[index].armed = false
         try arm(fd)
@@ -80,7 +162,7 @@ final class IOUringBackend: PollerBackend {
     func modify(fd: Int32, interest: Interest) throws(ReactorError) {
         let index = slotIndex(fd)
         try disarm(fd)
-        slots[index].generation &+= 1
+        slots[index].generation = Self.nextGeneration(slots[index].generation)
         slots[index].interest = interest
         try arm(fd)
     }
@@ -88,12 +170,30 @@ final class IOUringBackend: PollerBackend {
     func remove(fd: Int32) {
         let index = slotIndex(fd)
         try? disarm(fd)
-        slots[index].generation &+= 1
+        slots[index].generation = Self.nextGeneration(slots[index].generation)
         slots[index].registered = false
         slots[index].interest = []
+        if let receiver = slots[index].receiver {
+            // The receive holds the file: cancel it so the close takes effect; what it still completes is stale.
+            if slots[index].receiving {
+                let data = receiveRequest(index, fd)
+                try? queue { creactor_uring_cancel(&ring, data, Self.removalMark) }
+            }
+            slots[index].accepts = false
+            if slots[index].sending {
+                let data = Self.sendUserData(fd: fd, generation: slots[index].receiveGeneration)
+                try? queue { creactor_uring_cancel(&ring, data, Self.removalMark) }
+                draining[data] = receiver
+                slots[index].sending = false
+            }
+            slots[index].receiveGeneration = Self.nextGeneration(slots[index].receiveGeneration)
+            slots[index].receiver = nil
+            slots[index].receiving = false
+            slots[index].stopping = false
+        }
     }
 
-    /// A poll holds its file open: it must be removed before the close, unlike an epoll registration.
+    /// A request holds its file open: it must be removed before the close, unlike an epoll registration.
     func removeClosing(fd: Int32) {
         remove(fd: fd)
     }
@@ -123,6 +223,112 @@ final class IOUringBackend: PollerBackend {
         guard again == 0 else { throw .system(SystemError("io_uring_enter", errno: -again)) }
     }
 
+    // MARK: completion reads
+
+    func attachReceiver(fd: Int32, _ receiver: any CompletionReceiver, accepting: Bool) {
+        let index = slotIndex(fd)
+        slots[index].receiver = receiver
+        slots[index].accepts = accepting
+    }
+
+    /// The user data of `fd`'s receive (or accept) for its current generation.
+    private func receiveRequest(_ index: Int, _ fd: Int32) -> UInt64 {
+        let generation = slots[index].receiveGeneration
+        return slots[index].accepts ? Self.acceptUserData(fd: fd, generation: generation)
+            : Self.receiveUserData(fd: fd, generation: generation)
+    }
+
+    func receive(fd: Int32) throws(ReactorError) {
+        let index = Int(fd)
+        guard slots[index].receiver != nil, !slots[index].receiving else { return }
+        let data = receiveRequest(index, fd)
+        if slots[index].accepts {
+            try queue { creactor_uring_accept_multishot(&ring, fd, CREACTOR_SOCK_NONBLOCK | CREACTOR_SOCK_CLOEXEC, data) }
+        } else {
+            try queue { creactor_uring_recv_multishot(&ring, fd, Self.bufferGroup, data) }
+        }
+        slots[index].receiving = true
+    }
+
+    func stopReceiving(fd: Int32) {
+        let index = Int(fd)
+        guard slots[index].receiving, !slots[index].stopping else { return }
+        let data = receiveRequest(index, fd)
+        // A failed cancel leaves the receive running; the transport holds what it delivers, so nothing is lost.
+        guard (try? queue { creactor_uring_cancel(&ring, data, Self.removalMark) }) != nil else { return }
+        slots[index].stopping = true
+    }
+
+    var completesSends: Bool { ring.deferred != 0 }
+
+    func send(fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(ReactorError) {
+        let index = Int(fd)
+        precondition(slots[index].receiver != nil && !slots[index].sending, "one send at a time, by a receiver")
+        let data = Self.sendUserData(fd: fd, generation: slots[index].receiveGeneration)
+        try queue { creactor_uring_send(&ring, fd, bytes.baseAddress, UInt32(clamping: bytes.count), data) }
+        slots[index].sending = true
+    }
+
+    func dispatchCompletions() -> Int {
+        let count = completions.count
+        guard count > 0 else { return 0 }
+        var delivered = 0
+        for position in 0..<count {
+            let completion = completions[position]
+            let index = Int(completion.fd)
+            if completion.isSend {
+                if slots[index].receiveGeneration == completion.generation, let receiver = slots[index].receiver {
+                    slots[index].sending = false
+                    completedSends &+= 1
+                    receiver.sendCompleted(completion.result)
+                    delivered += 1
+                } else {
+                    // The send of an ended registration is over: its bytes' owner may go.
+                    draining[Self.sendUserData(fd: completion.fd, generation: completion.generation)] = nil
+                }
+                continue
+            }
+            if completion.isAccept {
+                if slots[index].receiveGeneration == completion.generation, slots[index].accepts,
+                   let receiver = slots[index].receiver {
+                    if completion.flags & CREACTOR_CQE_F_MORE == 0 {
+                        slots[index].receiving = false
+                        slots[index].stopping = false
+                    }
+                    receiver.receiveCompleted(completion.result, UnsafeRawBufferPointer(start: nil, count: 0),
+                                              more: completion.flags & CREACTOR_CQE_F_MORE != 0)
+                    delivered += 1
+                } else if completion.result >= 0 {
+                    // Accepted for a listener that has gone: nobody owns the connection.
+                    Glibc.close(completion.result)
+                }
+                continue
+            }
+            let hasBuffer = completion.flags & CREACTOR_CQE_F_BUFFER != 0
+            let bufferID = UInt16(truncatingIfNeeded: completion.flags >> CREACTOR_CQE_BUFFER_SHIFT)
+            // Checked now, not when collected: an earlier receiver in this batch may have closed this descriptor.
+            if slots[index].receiveGeneration == completion.generation, let receiver = slots[index].receiver {
+                let more = completion.flags & CREACTOR_CQE_F_MORE != 0
+                if !more {
+                    slots[index].receiving = false
+                    slots[index].stopping = false
+                }
+                var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+                if hasBuffer && completion.result > 0 {
+                    bytes = UnsafeRawBufferPointer(start: creactor_uring_buffer(buffers, bufferID), count: Int(completion.result))
+                }
+                if completion.result == -ENOBUFS { bufferRingExhaustions &+= 1 }
+                receiver.receiveCompleted(completion.result, bytes, more: more)
+                delivered += 1
+            }
+            if hasBuffer { creactor_uring_buffer_return(buffers, bufferID) }
+        }
+        completions.removeAll(keepingCapacity: true)
+        return delivered
+    }
+
+    // MARK: waiting
+
     func wait(timeoutMilliseconds: Int32, into events: inout [ReadyEvent]) throws(ReactorError) {
         for fd in completed { try arm(fd) }
         completed.removeAll(keepingCapacity: true)
@@ -130,10 +336,17 @@ final class IOUringBackend: PollerBackend {
         guard result >= 0 else { throw .system(SystemError("io_uring_enter", errno: -result)) }
         var data: UInt64 = 0
         var res: Int32 = 0
-        while creactor_uring_next_cqe(&ring, &data, &res) == 1 {
+        var flags: UInt32 = 0
+        while creactor_uring_next_cqe(&ring, &data, &res, &flags) == 1 {
             guard data != Self.removalMark else { continue }
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
-            let generation = UInt32(truncatingIfNeeded: data >> 32)
+            let generation = UInt32(truncatingIfNeeded: data >> 32) & Self.generationMask
+            let kind = data & Self.kindMask
+            if kind != 0 {
+                completions.append(TransportCompletion(fd: fd, generation: generation, isSend: kind == Self.sendKind,
+                                                       isAccept: kind == Self.acceptKind, result: res, flags: flags))
+                continue
+            }
             let index = Int(fd)
             // A completion for a registration that has since ended or changed (or a cancelled poll) is stale.
             guard index < slots.count, slots[index].registered, slots[index].generation == generation else { continue }
@@ -153,6 +366,9 @@ final class IOUringBackend: PollerBackend {
     }
 
     func close() {
+        // Before and after the ring goes: the buffers are unmapped at whichever point no receive can fill them.
+        creactor_uring_buffers_exit(&ring, buffers)
         creactor_uring_exit(&ring)
+        creactor_uring_buffers_exit(&ring, buffers)
     }
 }

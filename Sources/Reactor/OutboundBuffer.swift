@@ -7,12 +7,33 @@ import CReactor
 /// nothing; a wrapped ring is written with one writev of two pieces.
 struct OutboundBuffer: ~Copyable {
     private var storage: UnsafeMutableRawPointer?
+    /// While pinned (a send the kernel reads from is in flight), storage the ring outgrew is kept here, not freed.
+    private var retired: UnsafeMutableRawPointer?
+    private(set) var isPinned = false
     private var capacity = 0
     private var head = 0
     private(set) var count = 0
 
     deinit {
         storage?.deallocate()
+        retired?.deallocate()
+    }
+
+    /// The bytes at the head that lie in one piece: what one send can take.
+    var firstContiguous: UnsafeRawBufferPointer {
+        guard count > 0, let storage else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: storage + head, count: min(count, capacity - head))
+    }
+
+    /// Keeps the bytes now at the head where they are (appending may still grow the ring) until `unpin`.
+    mutating func pin() {
+        isPinned = true
+    }
+
+    mutating func unpin() {
+        isPinned = false
+        retired?.deallocate()
+        retired = nil
     }
 
     var isEmpty: Bool { count == 0 }
@@ -39,7 +60,8 @@ struct OutboundBuffer: ~Copyable {
             newStorage.copyMemory(from: storage + head, byteCount: firstPart)
             if firstPart < count { newStorage.advanced(by: firstPart).copyMemory(from: storage, byteCount: count - firstPart) }
         }
-        storage?.deallocate()
+        // The first storage outgrown while pinned is the one the kernel reads from; any later one is not.
+        if isPinned && retired == nil { retired = storage } else { storage?.deallocate() }
         storage = newStorage
         capacity = newCapacity
         head = 0
@@ -72,14 +94,15 @@ struct OutboundBuffer: ~Copyable {
         return written
     }
 
-    private mutating func consume(_ amount: Int) {
+    /// Drops `amount` bytes from the head: they have been sent.
+    mutating func consume(_ amount: Int) {
         count -= amount
         head = count == 0 ? 0 : (head + amount) % capacity
     }
 
     /// Returns a large ring's memory once it has drained, so one burst does not pin memory for good.
     mutating func shrinkIfIdle(keeping limit: Int) {
-        guard count == 0, capacity > limit else { return }
+        guard count == 0, capacity > limit, !isPinned else { return }
         storage?.deallocate()
         storage = nil
         capacity = 0

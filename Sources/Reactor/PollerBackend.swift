@@ -1,7 +1,8 @@
 /// The ways the reactor can wait for descriptors. The loop, the timers and the transports are the same for all.
 public enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible {
     case select, poll, epoll
-    /// io_uring as a readiness backend (a one-shot poll per descriptor, submitted with the wait).
+    /// io_uring: TCP transports and listeners work by completions (multishot receives into provided buffers, sends
+    /// of what would block, multishot accepts); everything else waits on one-shot polls; all submitted with the wait.
     case ioUring = "io_uring"
 
     /// epoll on Linux: O(ready) per wake-up rather than O(watched).
@@ -31,11 +32,11 @@ extension PollerBackend {
     func removeClosing(fd: Int32) { remove(fd: fd) }
 }
 
-func makeBackend(_ kind: BackendKind) throws(ReactorError) -> any PollerBackend {
+func makeBackend(_ kind: BackendKind, receiveBuffers: ReceiveBufferRing) throws(ReactorError) -> any PollerBackend {
     switch kind {
     case .select: return SelectBackend()
     case .poll: return PollBackend()
     case .epoll: return try EpollBackend()
-    case .ioUring: return try IOUringBackend()
+    case .ioUring: return try IOUringBackend(receiveBuffers: receiveBuffers)
     }
 }

@@ -15,6 +15,8 @@ import Synchronization
 public final class Reactor: @unchecked Sendable {
     public let backendKind: BackendKind
     private let backend: any PollerBackend
+    /// The backend's completion reads, when it has them (io_uring): TCP transports then receive by completions.
+    let completionReads: (any CompletionReads)?
 
     /// Per-descriptor registration, indexed by descriptor number. The generation changes whenever a registration
     /// ends, so an event collected for an old registration is never delivered to a new one with the same number.
@@ -64,13 +66,15 @@ public final class Reactor: @unchecked Sendable {
 
     /// `clock`: a time source of the caller's (a test's manual clock). It is not tied to real time, so with one
     /// the loop never sleeps toward a timer: each `runOnce` polls, runs what is due by that clock, and returns.
+    /// `receiveBuffers`: the provided-buffer ring of io_uring's completion reads (ignored by other backends).
     public init(backend kind: BackendKind = .default, readBufferSize: Int = 64 * 1024,
-                clock: (any ReactorClock)? = nil) throws(ReactorError) {
+                clock: (any ReactorClock)? = nil, receiveBuffers: ReceiveBufferRing = .standard) throws(ReactorError) {
         _ = BrokenPipe.ignored
         self.clock = clock
         lastWake = clock?.now() ?? MonotonicClock.now()
         backendKind = kind
-        backend = try makeBackend(kind)
+        backend = try makeBackend(kind, receiveBuffers: receiveBuffers)
+        completionReads = backend as? any CompletionReads
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
         let waker = try Waker { [unowned self] in self.drainCrossThreadQueue() }
         self.waker = waker
@@ -318,6 +322,7 @@ public final class Reactor: @unchecked Sendable {
         stats.iterations &+= 1
 
         dispatchReadyEvents()
+        if let completionReads { stats.eventsDispatched &+= UInt64(completionReads.dispatchCompletions()) }
         stats.busyNanoseconds &+= readClock() &- start
     }
 

@@ -7,8 +7,10 @@ import CReactor
 // overlapping ways (each access is a plain read or write with no call inside it), so the runtime exclusivity
 // check, about a sixth of the server's user-space instructions per request (BENCHMARKS.md), guards nothing here.
 /// The transport for one TCP connection: reads into the reactor's shared buffer and hands bytes to its handler,
-/// buffers writes, and reports backpressure both ways.
-public final class TCPConnection: IOHandler {
+/// buffers writes, and reports backpressure both ways. On a backend with completion reads (io_uring) it reads
+/// nothing itself: receives complete with their bytes, handed to the handler from the kernel's buffer; and what
+/// the socket would not take at once goes out as a submitted send instead of waiting for writability.
+public final class TCPConnection: IOHandler, CompletionReceiver {
     /// Unowned: the reactor owns its registered transports, never the other way round.
     public unowned let reactor: Reactor
     public let fd: Int32
@@ -18,6 +20,17 @@ public final class TCPConnection: IOHandler {
     /// The reactor's shared read buffer, kept here so a read event touches no reference count of the reactor's (an
     /// `unowned` load retains it). Valid as long as the reactor, which outlives every transport it dispatches to.
     private let readBuffer: UnsafeMutableRawBufferPointer
+    /// The reactor's completion reads, when its backend has them; nil on select, poll and epoll.
+    private let completionReads: (any CompletionReads)?
+    /// What completed while reading was paused (receives already made cannot be taken back): the bytes, and the
+    /// end that came after them (0: the peer's FIN, or -errno), delivered in order once reading resumes.
+    private var heldBytes: [UInt8] = []
+    private var heldEnd: Int32?
+    private var heldDeliveryQueued = false
+    /// Whether writes the socket would not take at once go out as submitted sends (io_uring with deferred work).
+    private let completesSends: Bool
+    /// A submitted send is reading the head of `outbound`, which stays pinned until it completes.
+    private var sendInFlight = false
 
     /// Above this many buffered bytes the handler is told to stop producing. (Both marks are read on every write.)
     @exclusivity(unchecked) public var highWatermark = 64 * 1024
@@ -121,15 +134,23 @@ public final class TCPConnection: IOHandler {
         self.fd = fd
         self.handler = handler
         readBuffer = reactor.readBuffer
+        completionReads = reactor.completionReads
+        completesSends = completionReads?.completesSends ?? false
         if noDelay { setNoDelay() }
+        // Receiving by completions needs no readiness (nor do blocked writes, on a ring that submits sends).
+        let interest: Interest = completionReads == nil ? .read : []
         do {
             if alreadyRegistered {
-                try reactor.reassign(fd: fd, interest: .read, to: self)
+                try reactor.reassign(fd: fd, interest: interest, to: self)
             } else {
-                try reactor.register(fd: fd, interest: .read, handler: self)
+                try reactor.register(fd: fd, interest: interest, handler: self)
+            }
+            if let completionReads {
+                completionReads.attachReceiver(fd: fd, self, accepting: false)
+                try completionReads.receive(fd: fd)
             }
         } catch {
-            if alreadyRegistered { reactor.unregister(fd: fd) }
+            reactor.unregister(fd: fd)
             Glibc.close(fd)
             throw error
         }
@@ -261,9 +282,136 @@ public final class TCPConnection: IOHandler {
     private func updateInterest() {
         guard lifecycle != .closed else { return }
         var interest: Interest = []
-        if wantsToRead { interest.insert(.read) }
-        if !outbound.isEmpty { interest.insert(.write) }
+        if let completionReads {
+            updateReceiving(completionReads)
+            // Delivering held bytes may have closed the connection.
+            guard lifecycle != .closed else { return }
+        } else if wantsToRead {
+            interest.insert(.read)
+        }
+        if !outbound.isEmpty {
+            if completesSends {
+                submitSend()
+                guard lifecycle != .closed else { return }
+            } else {
+                interest.insert(.write)
+            }
+        }
         try? reactor.setInterest(fd: fd, interest)
+    }
+
+    // MARK: completion sends
+
+    /// Submits the head of what is queued (one contiguous piece), unless a send is already in flight.
+    private func submitSend() {
+        guard !sendInFlight, let completionReads else { return }
+        let piece = outbound.firstContiguous
+        guard piece.count > 0 else { return }
+        do throws(ReactorError) {
+            try completionReads.send(fd: fd, piece)
+        } catch {
+            failSubmission(error)
+            return
+        }
+        outbound.pin()
+        sendInFlight = true
+    }
+
+    func sendCompleted(_ result: Int32) {
+        sendInFlight = false
+        outbound.unpin()
+        guard lifecycle != .closed else { return }
+        guard result >= 0 else {
+            fail(SystemError("send", errno: -result))
+            return
+        }
+        outbound.consume(Int(result))
+        outputLeft(written: Int(result))
+    }
+
+    // MARK: completion reads
+
+    /// Keeps the receive in flight exactly while reading is wanted, and queues the delivery of what was held.
+    private func updateReceiving(_ completionReads: any CompletionReads) {
+        guard wantsToRead else {
+            completionReads.stopReceiving(fd: fd)
+            return
+        }
+        if hasHeldInput {
+            queueHeldDelivery()
+            // After a held end of stream or error there is nothing more to receive.
+            if heldEnd != nil { return }
+        }
+        do throws(ReactorError) {
+            try completionReads.receive(fd: fd)
+        } catch {
+            failSubmission(error)
+        }
+    }
+
+    /// A request the ring would not take (it was full even after handing its entries to the kernel).
+    private func failSubmission(_ error: ReactorError) {
+        if case .system(let systemError) = error {
+            fail(systemError)
+        } else {
+            finish(.failed(SystemError("io_uring_enter", errno: EIO)))
+        }
+    }
+
+    private var hasHeldInput: Bool { !heldBytes.isEmpty || heldEnd != nil }
+
+    func receiveCompleted(_ result: Int32, _ bytes: UnsafeRawBufferPointer, more: Bool) {
+        // Once the peer has ended or the connection is closing, nothing more is read (as with readiness).
+        guard case .open(false, _) = lifecycle else { return }
+        if readingPaused || hasHeldInput {
+            // Held in order behind what is held already, until reading resumes.
+            if result > 0 {
+                heldBytes.append(contentsOf: bytes)
+            } else if result != -ENOBUFS && result != -ECANCELED && heldEnd == nil {
+                heldEnd = result
+            }
+            return
+        }
+        deliverReceive(result, bytes)
+        if !more { updateInterest() }
+    }
+
+    private func deliverReceive(_ result: Int32, _ bytes: UnsafeRawBufferPointer) {
+        if result > 0 {
+            handler.dataReceived(bytes)
+        } else if result == 0 {
+            peerEnded()
+        } else if result != -ENOBUFS && result != -ECANCELED {
+            // A dry buffer ring or a stopped receive is no error: the receive starts again while reading is wanted.
+            fail(SystemError("recv", errno: -result))
+        }
+    }
+
+    /// Delivery on a later turn, never inside the handler's own `resumeReading`.
+    private func queueHeldDelivery() {
+        guard !heldDeliveryQueued else { return }
+        heldDeliveryQueued = true
+        reactor.callSoon { [weak self] in
+            guard let self else { return }
+            self.heldDeliveryQueued = false
+            self.deliverHeld()
+        }
+    }
+
+    /// Hands over what was held, a read buffer's worth at a time (the most a readiness read gives at once), as
+    /// long as reading stays wanted; then the end, if one came.
+    private func deliverHeld() {
+        while wantsToRead && !heldBytes.isEmpty {
+            let count = min(heldBytes.count, readBuffer.count)
+            let piece = Array(heldBytes[..<count])
+            heldBytes.removeFirst(count)
+            piece.withUnsafeBytes { handler.dataReceived($0) }
+        }
+        if wantsToRead, heldBytes.isEmpty, let end = heldEnd {
+            heldEnd = nil
+            deliverReceive(end, UnsafeRawBufferPointer(start: nil, count: 0))
+        }
+        updateInterest()
     }
 
     // MARK: IOHandler
@@ -284,13 +432,7 @@ public final class TCPConnection: IOHandler {
             case .wouldBlock:
                 return
             case .processed(0):
-                moveState(.peerEnded)
-                let keepWriting = handler.readEOF()
-                if keepWriting, case .open = lifecycle {
-                    updateInterest()
-                } else {
-                    close()
-                }
+                peerEnded()
                 return
             case .processed(let count):
                 handler.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
@@ -299,16 +441,33 @@ public final class TCPConnection: IOHandler {
         }
     }
 
+    /// The peer sent FIN: the handler chooses between writing on (half-open) and closing.
+    private func peerEnded() {
+        moveState(.peerEnded)
+        let keepWriting = handler.readEOF()
+        if keepWriting, case .open = lifecycle {
+            updateInterest()
+        } else {
+            close()
+        }
+    }
+
     public func writable() {
         guard lifecycle != .closed else { return }
         let written: Int
         do {
             written = try outbound.flush(to: fd)
-            bytesSent &+= UInt64(written)
         } catch {
             fail(error)
             return
         }
+        outputLeft(written: written)
+    }
+
+    /// `written` queued bytes have gone to the kernel (by a flush on writability, or a submitted send's completion):
+    /// close or shut down if that was all and it was asked for, keep sending the rest, tell the handler.
+    private func outputLeft(written: Int) {
+        bytesSent &+= UInt64(written)
         if outbound.isEmpty {
             outbound.shrinkIfIdle(keeping: 256 * 1024)
             if lifecycle == .closingAfterFlush {

@@ -5,8 +5,10 @@ import CReactor
 import Logging
 
 /// A listening socket on the reactor. Accepts until EAGAIN; when the process runs out of descriptors it stops
-/// accepting for a moment instead of spinning on an accept that keeps failing.
-public final class TCPListener: IOHandler {
+/// accepting for a moment instead of spinning on an accept that keeps failing. On a backend with completion reads
+/// (io_uring) the kernel accepts by itself (one multishot accept) and each completion carries a new descriptor;
+/// what it accepted while the listener was paused or backing off is held and handed over when accepting resumes.
+public final class TCPListener: IOHandler, CompletionReceiver {
     public unowned let reactor: Reactor
     public let fd: Int32
     /// The bound address, with the real port when 0 was asked for.
@@ -30,6 +32,14 @@ public final class TCPListener: IOHandler {
     }
 
     private var state = State.accepting
+    /// The reactor's completion reads, when its backend has them: accepts then arrive as completions.
+    private let completionReads: (any CompletionReads)?
+    /// Descriptors the kernel accepted while this listener was not taking them, oldest first.
+    private var heldAccepts: [Int32] = []
+    private var heldDeliveryQueued = false
+    /// Accepts handed over in the loop iteration `acceptTurn`, bounded as a readiness wake-up's batch is.
+    private var acceptTurn: UInt64 = .max
+    private var acceptsThisTurn = 0
     private var exhaustionLog = LogThrottle()
     private let logger: Logger
 
@@ -60,12 +70,40 @@ public final class TCPListener: IOHandler {
         self.localAddress = SocketAddress.local(of: fd) ?? address
         self.onAccept = onAccept
         self.logger = logger
+        completionReads = reactor.completionReads
         do {
-            try reactor.register(fd: fd, interest: .read, handler: self)
+            try reactor.register(fd: fd, interest: completionReads == nil ? .read : [], handler: self)
+            if let completionReads {
+                completionReads.attachReceiver(fd: fd, self, accepting: true)
+                try completionReads.receive(fd: fd)
+            }
         } catch {
+            reactor.unregister(fd: fd)
             Glibc.close(fd)
             throw error
         }
+    }
+
+    /// Starts taking connections: readiness, or the multishot accept and what it held meanwhile.
+    private func startWatching() {
+        guard let completionReads else {
+            try? reactor.setInterest(fd: fd, .read)
+            return
+        }
+        if !heldAccepts.isEmpty { queueHeldDelivery() }
+        do throws(ReactorError) {
+            try completionReads.receive(fd: fd)
+        } catch {
+            logger.error("accept: \(error)")
+        }
+    }
+
+    private func stopWatching() {
+        guard let completionReads else {
+            try? reactor.setInterest(fd: fd, .none)
+            return
+        }
+        completionReads.stopReceiving(fd: fd)
     }
 
     /// Stops taking connections (they wait in the backlog) until `resumeAccepting`.
@@ -95,20 +133,20 @@ public final class TCPListener: IOHandler {
         switch (state, event) {
         case (.accepting, .pause):
             state = .paused
-            try? reactor.setInterest(fd: fd, .none)
+            stopWatching()
         case (.paused, .resume):
             state = .accepting
-            try? reactor.setInterest(fd: fd, .read)
+            startWatching()
         case (.accepting, .exhausted(let retry)):
             state = .backingOff(retry: retry, pausedMeanwhile: false)
-            try? reactor.setInterest(fd: fd, .none)
+            stopWatching()
         case (.backingOff(let retry, _), .pause):
             state = .backingOff(retry: retry, pausedMeanwhile: true)
         case (.backingOff(let retry, _), .resume):
             state = .backingOff(retry: retry, pausedMeanwhile: false)
         case (.backingOff(_, let pausedMeanwhile), .retryDue):
             state = pausedMeanwhile ? .paused : .accepting
-            if !pausedMeanwhile { try? reactor.setInterest(fd: fd, .read) }
+            if !pausedMeanwhile { startWatching() }
         case (.backingOff(let retry, _), .close):
             retry.cancel()
             closeSocket()
@@ -125,6 +163,65 @@ public final class TCPListener: IOHandler {
         state = .closed
         reactor.unregister(fd: fd, closing: true)
         Glibc.close(fd)
+        closeHeldAccepts()
+    }
+
+    private func closeHeldAccepts() {
+        for client in heldAccepts { Glibc.close(client) }
+        heldAccepts.removeAll()
+    }
+
+    // MARK: completion accepts
+
+    func receiveCompleted(_ result: Int32, _ bytes: UnsafeRawBufferPointer, more: Bool) {
+        if result >= 0 {
+            if case .closed = state {
+                Glibc.close(result)
+                return
+            }
+            heldAccepts.append(result)
+            deliverHeldAccepts()
+        } else {
+            switch -result {
+            case ECONNABORTED, EPROTO, ECANCELED:
+                break  // a client that gave up before we took it, or our own stop
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                if isAccepting { descriptorsExhausted(-result) }
+            default:
+                logger.error("accept failed: \(SystemError("accept", errno: -result))")
+            }
+        }
+        // The multishot accept has ended (an error, or our stop): take the next connections while accepting.
+        if !more && isAccepting { startWatching() }
+    }
+
+    func sendCompleted(_ result: Int32) {}
+
+    /// Hands over held descriptors in order while accepting, at most a readiness wake-up's batch per loop
+    /// iteration; the rest wait for the next one, so a connect storm cannot hold up the timers.
+    private func deliverHeldAccepts() {
+        let turn = reactor.stats.iterations
+        if turn != acceptTurn {
+            acceptTurn = turn
+            acceptsThisTurn = 0
+        }
+        // Each leaves the list before it is handed over: the owner may pause or close the listener meanwhile.
+        while isAccepting && !heldAccepts.isEmpty && acceptsThisTurn < Self.acceptsPerWakeup {
+            let client = heldAccepts.removeFirst()
+            acceptsThisTurn += 1
+            onAccept(client)
+        }
+        if isAccepting && !heldAccepts.isEmpty { queueHeldDelivery() }
+    }
+
+    private func queueHeldDelivery() {
+        guard !heldDeliveryQueued else { return }
+        heldDeliveryQueued = true
+        reactor.callSoon { [weak self] in
+            guard let self else { return }
+            self.heldDeliveryQueued = false
+            self.deliverHeldAccepts()
+        }
     }
 
     public func readable() {
@@ -170,5 +267,6 @@ public final class TCPListener: IOHandler {
         if case .closed = state { return }
         state = .closed
         Glibc.close(fd)
+        closeHeldAccepts()
     }
 }

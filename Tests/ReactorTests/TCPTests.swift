@@ -106,8 +106,9 @@ struct TCPTests {
             // Keep the socket full so the reset arrives while writes are pending.
             writer.onMade = { connection in
                 func pump() {
+                    // A write can end the connection (the reset seen by its send): check on every turn.
+                    while connection.isOpen && connection.bufferedBytes < 1 << 20 { connection.write(chunk) }
                     guard connection.isOpen else { return }
-                    while connection.bufferedBytes < 1 << 20 { connection.write(chunk) }
                     reactor.callLater(0.001, pump)
                 }
                 pump()

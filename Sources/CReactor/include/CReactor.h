@@ -16,7 +16,7 @@ int creactor_signal_pipe_add(int write_fd);
 void creactor_signal_pipe_remove(int write_fd);
 int creactor_signal_install(int signo);
 
-// io_uring by hand (uring.c), used as a readiness backend: poll requests in, completions out.
+// io_uring by hand (uring.c): poll requests for readiness, multishot receives into provided buffers for sockets.
 #include <stdint.h>
 #include <stddef.h>
 struct creactor_uring {
@@ -36,6 +36,10 @@ struct creactor_uring {
     unsigned *cq_tail;
     unsigned cq_mask;
     void *cqes;
+    /// Completions' work runs only inside io_uring_enter (IORING_SETUP_DEFER_TASKRUN).
+    int deferred;
+    /// Not enabled yet: the first enter enables it, for the thread it runs on.
+    int disabled;
 };
 /// 0, or -errno (-ENOTSUP: the kernel lacks a feature the backend needs: EXT_ARG, NODROP, SINGLE_MMAP).
 int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned cq_entries);
@@ -45,9 +49,47 @@ int creactor_uring_poll_add(struct creactor_uring *ring, int fd, unsigned mask, 
 /// Queue the removal of the poll whose user data is `target`; its own completion carries `user_data`.
 int creactor_uring_poll_remove(struct creactor_uring *ring, uint64_t target, uint64_t user_data);
 /// Submit what is queued and wait up to `timeout_ms` (-1: no limit, 0: none) for a completion; >= 0 or -errno.
+/// The first call binds the ring to the calling thread (the loop's): every later one must come from it.
 int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms);
 /// The next completion, if any (1), handed back to the kernel at once.
-int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res);
+int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res, uint32_t *flags);
+/// Queue a multishot receive on `fd` taking buffers from `group`; -EBUSY when the submission ring is full.
+int creactor_uring_recv_multishot(struct creactor_uring *ring, int fd, uint16_t group, uint64_t user_data);
+/// Queue a multishot accept on the listening `fd`, accepted descriptors made with `flags` (SOCK_NONBLOCK...).
+int creactor_uring_accept_multishot(struct creactor_uring *ring, int fd, int flags, uint64_t user_data);
+/// Queue a send of `length` bytes at `bytes` (which must stay put until its completion); -EBUSY when full.
+int creactor_uring_send(struct creactor_uring *ring, int fd, const void *bytes, unsigned length, uint64_t user_data);
+/// Queue the cancellation of the request whose user data is `target`; its own completion carries `user_data`.
+int creactor_uring_cancel(struct creactor_uring *ring, uint64_t target, uint64_t user_data);
+
+/// A completion's flags, as the kernel's IORING_CQE_F_* (checked against <linux/io_uring.h> in uring.c): the
+/// completion holds a buffer (its id in the upper 16 bits), and the multishot request goes on.
+static const uint32_t CREACTOR_CQE_F_BUFFER = 1U << 0;
+static const uint32_t CREACTOR_CQE_F_MORE = 1U << 1;
+static const uint32_t CREACTOR_CQE_BUFFER_SHIFT = 16;
+
+/// A provided-buffer ring (IORING_REGISTER_PBUF_RING): `entries` buffers of `buffer_size` bytes.
+struct creactor_uring_buffers {
+    void *slots;
+    size_t slots_size;
+    void *data;
+    size_t data_size;
+    unsigned entries;
+    unsigned buffer_size;
+    uint16_t group;
+    uint16_t local_tail;
+    int registered;
+};
+/// Maps and registers the ring (entries: a power of two up to 32768) and hands every buffer over; 0 or -errno.
+int creactor_uring_buffers_init(struct creactor_uring *ring, struct creactor_uring_buffers *buffers,
+                                unsigned entries, unsigned buffer_size, uint16_t group);
+/// Unmaps the buffers when no receive can fill one any more: at once on a ring without deferred work (after
+/// unregistering them), only once the ring has exited on one with it (call again after creactor_uring_exit).
+void creactor_uring_buffers_exit(struct creactor_uring *ring, struct creactor_uring_buffers *buffers);
+/// Where buffer `id` starts.
+void *creactor_uring_buffer(struct creactor_uring_buffers *buffers, uint16_t id);
+/// Gives buffer `id` back to the kernel, once its bytes have been used.
+void creactor_uring_buffer_return(struct creactor_uring_buffers *buffers, uint16_t id);
 
 static const int CREACTOR_MSG_NOSIGNAL = 0x4000;
 static const int CREACTOR_SOCK_NONBLOCK = 04000;

@@ -1,0 +1,24 @@
+/// A backend that can receive on a socket by completions (io_uring's multishot receive into provided buffers), and
+/// send what a socket would not take at once by completions too: the capability a transport asks its reactor for,
+/// to read and write without readiness events. Backends without it (select, poll, epoll) are not touched by it.
+protocol CompletionReads: AnyObject {
+    /// From now until `remove(fd:)`, `fd`'s receives go to `receiver` (held strongly until then). `accepting`: `fd`
+    /// is a listener, and what it receives are accepted descriptors (the result of each completion).
+    func attachReceiver(fd: Int32, _ receiver: any CompletionReceiver, accepting: Bool)
+    /// Starts a multishot receive (or accept) on `fd` unless one is in flight; it goes to the kernel with the next
+    /// wait.
+    func receive(fd: Int32) throws(ReactorError)
+    /// Asks the receive in flight to end (backpressure). Completions the kernel has already made still arrive,
+    /// then one without `more`.
+    func stopReceiving(fd: Int32)
+    /// Whether `send` may be used: only where the kernel touches a send's bytes inside our own io_uring_enter
+    /// (deferred task work), so a cancelled send cannot read memory freed before the cancel reached it.
+    var completesSends: Bool { get }
+    /// Submits one send of `bytes` on `fd` with the next wait; the bytes must stay put until `sendCompleted`
+    /// (or, after `remove(fd:)`, until the receiver is let go of: the backend holds it until the send has ended).
+    func send(fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(ReactorError)
+    /// Hands the receive and send completions of the last wait to their receivers, in order, and gives each
+    /// receive buffer back to the kernel after its call; completions for an ended registration only give their
+    /// buffer back. Returns how many were delivered.
+    func dispatchCompletions() -> Int
+}

@@ -1,0 +1,17 @@
+/// The size of io_uring's provided-buffer ring, from which multishot receives take their buffers: `count`
+/// buffers (a power of two) of `size` bytes each, allocated once per reactor.
+public struct ReceiveBufferRing: Sendable, Equatable {
+    public var count: Int
+    public var size: Int
+
+    public init(count: Int, size: Int) {
+        precondition(count > 0 && count <= 32768 && count & (count - 1) == 0, "a buffer ring holds a power of two up to 32768")
+        precondition(size > 0 && size <= Int(UInt32.max), "a buffer's size must fit the kernel's 32 bits")
+        self.count = count
+        self.size = size
+    }
+
+    /// 256 buffers of 16 KiB (4 MiB per reactor): an HTTP request or a poem's read fits in one, and a loop
+    /// iteration with hundreds of receives does not run the ring dry (when it does, the receive starts again).
+    public static let standard = ReceiveBufferRing(count: 256, size: 16 * 1024)
+}

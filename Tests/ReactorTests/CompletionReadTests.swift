@@ -1,0 +1,294 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import Reactor
+import Testing
+
+/// What only io_uring's completions can get wrong: bytes that completed while reading was paused, a buffer ring
+/// that runs dry, an end of stream behind held bytes, completions that outlive their descriptor, sends in flight,
+/// and connections the kernel accepted while the listener was not taking them.
+@Suite("io_uring completions: receives, sends, accepts")
+struct CompletionReadTests {
+    /// Opens `count` blocking connections to `port` (the kernel completes them from the backlog, before any
+    /// accept); the caller closes them.
+    static func connectClients(_ count: Int, port: UInt16) -> [Int32] {
+        (0..<count).map { _ in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let result = address(port: port).withSockAddr { connect(fd, $0, $1) }
+            #expect(result == 0)
+            return fd
+        }
+    }
+
+    /// Connections the kernel accepted after the listener paused (in the same batch as the one that paused it) are
+    /// held, not handed over, until it resumes; then every one arrives, in order.
+    @Test func aPausedListenerHoldsWhatTheKernelAcceptedUntilItResumes() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        var accepted: [Int32] = []
+        var acceptedWhilePaused = 0
+        var paused = false
+        var listener: TCPListener?
+        listener = try TCPListener(reactor: reactor, address: loopback) { fd in
+            if paused { acceptedWhilePaused += 1 }
+            accepted.append(fd)
+            if accepted.count == 1 {
+                paused = true
+                listener?.pauseAccepting()
+                reactor.callLater(0.05) {
+                    paused = false
+                    listener?.resumeAccepting()
+                }
+            }
+            if accepted.count == 10 { reactor.stop() }
+        }
+        let clients = Self.connectClients(10, port: listener!.port)
+        defer { clients.forEach { close($0) } }
+        try runUntilStopped(reactor)
+        accepted.forEach { close($0) }
+        listener?.close()
+        #expect(accepted.count == 10)
+        #expect(acceptedWhilePaused == 0)
+    }
+
+    /// A storm of connections already accepted by the kernel is handed over at most a readiness wake-up's batch
+    /// (64) per loop iteration, so timers due meanwhile run between the batches.
+    @Test func acceptCompletionsAreHandedOverInBoundedBatches() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        var perIteration: [UInt64: Int] = [:]
+        var accepted: [Int32] = []
+        let listener = try TCPListener(reactor: reactor, address: loopback) { fd in
+            accepted.append(fd)
+            perIteration[reactor.stats.iterations, default: 0] += 1
+            if accepted.count == 150 { reactor.stop() }
+        }
+        let clients = Self.connectClients(150, port: listener.port)
+        defer { clients.forEach { close($0) } }
+        try runUntilStopped(reactor)
+        accepted.forEach { close($0) }
+        listener.close()
+        #expect(accepted.count == 150)
+        let largest = perIteration.values.max() ?? 0
+        #expect(largest <= TCPListener.acceptsPerWakeup, "one iteration took \(largest)")
+        #expect(perIteration.count >= 3)
+    }
+
+    /// A byte pattern whose order shows: a lost, repeated or reordered piece changes the stream.
+    static func pattern(_ count: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 % 251) } }
+
+    /// A reader that pauses on every delivery and resumes a turn later gets nothing while paused, and all of the
+    /// stream in order: the receives that completed after the pause are held, not dropped or delivered.
+    @Test func pausedReadingDeliversNothingAndLosesNothing() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        let stream = Self.pattern(2 << 20)
+        let server = try listen(reactor) {
+            let writer = ClientProbe()
+            writer.onMade = { connection in
+                // A small send buffer: most of the stream waits in the transport and goes out as submitted sends.
+                var small: Int32 = 4096
+                setsockopt(connection.fd, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+                connection.write(stream)
+                connection.close()
+            }
+            return writer
+        }
+        var received: [UInt8] = []
+        var deliveriesWhilePaused = 0
+        var paused = false
+        let reader = ClientProbe()
+        reader.onData = { connection, bytes in
+            if paused { deliveriesWhilePaused += 1 }
+            received += bytes
+            paused = true
+            connection.pauseReading()
+            reactor.callSoon {
+                paused = false
+                connection.resumeReading()
+            }
+        }
+        reader.onLost = { _ in reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: reader)
+        try runUntilStopped(reactor, limit: 60)
+        #expect(deliveriesWhilePaused == 0)
+        let backend = try #require(reactor.completionReads as? IOUringBackend)
+        #expect(backend.completedSends > 0, "what the socket would not take went out as submitted sends")
+        #expect(received.count == stream.count)
+        let intact = received == stream
+        #expect(intact, "the stream arrived changed")
+    }
+
+    /// Two buffers of 16 bytes: every few receives the ring runs dry, the receive ends with ENOBUFS and must
+    /// start again, and an echo of 64 KiB still comes back whole and in order.
+    @Test func aBufferRingThatRunsDryRestartsTheReceive() throws {
+        let reactor = try Reactor(backend: .ioUring, receiveBuffers: ReceiveBufferRing(count: 2, size: 16))
+        let server = try listen(reactor) { EchoHandler() }
+        let message = Self.pattern(64 * 1024)
+        var echoed: [UInt8] = []
+        let probe = ClientProbe()
+        probe.onMade = { $0.write(message) }
+        probe.onData = { connection, bytes in
+            echoed += bytes
+            if echoed.count >= message.count { connection.close() }
+        }
+        probe.onLost = { _ in reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: probe)
+        try runUntilStopped(reactor, limit: 30)
+        #expect(echoed.count == message.count)
+        let intact = echoed == message
+        #expect(intact, "the echo came back changed")
+        let backend = try #require(reactor.completionReads as? IOUringBackend)
+        #expect(backend.bufferRingExhaustions > 0, "the ring never ran dry: the test proves nothing")
+    }
+
+    /// The peer's FIN that completes while reading is paused comes after the held bytes, once reading resumes,
+    /// not before them and not never. (1,000 bytes in 64-byte buffers: sixteen receives and the end complete in
+    /// one go, well within the ring, so the end is among what is held.)
+    @Test func anEndOfStreamWhilePausedComesAfterTheHeldBytes() throws {
+        let reactor = try Reactor(backend: .ioUring, receiveBuffers: ReceiveBufferRing(count: 32, size: 64))
+        final class PausedReader: ConnectionHandler {
+            var connection: TCPConnection?
+            var events: [String] = []
+            var bytes = 0
+            let onEnd: () -> Void
+            init(onEnd: @escaping () -> Void) { self.onEnd = onEnd }
+            func connectionMade(_ connection: TCPConnection) { self.connection = connection }
+            func dataReceived(_ bytes: UnsafeRawBufferPointer) {
+                if events.last != "data" { events.append("data") }
+                self.bytes += bytes.count
+                // Paused after the first delivery, until the peer has certainly sent its FIN.
+                if self.bytes == bytes.count { connection?.pauseReading() }
+            }
+            func readEOF() -> Bool {
+                events.append("eof")
+                onEnd()
+                return false
+            }
+            func connectionLost(_ reason: ConnectionLossReason) {}
+        }
+        var reader: PausedReader?
+        let message = Self.pattern(1000)
+        let server = try listen(reactor) {
+            let handler = PausedReader { reactor.stop() }
+            reader = handler
+            return handler
+        }
+        let writer = ClientProbe()
+        writer.onMade = { connection in
+            connection.write(message)
+            connection.shutdownWrite()
+        }
+        // The writer's side ends on its own once the reader closes; the reader resumes once the FIN is out.
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: writer)
+        func resumeWhenFinished() {
+            guard let connection = reader?.connection, writer.connection?.bufferedBytes == 0 else {
+                reactor.callLater(0.01, resumeWhenFinished)
+                return
+            }
+            reactor.callLater(0.05) { connection.resumeReading() }
+        }
+        resumeWhenFinished()
+        try runUntilStopped(reactor, limit: 30)
+        #expect(reader?.events == ["data", "eof"])
+        #expect(reader?.bytes == message.count)
+    }
+
+    /// A reset arrives as the receive's error (-ECONNRESET in the completion), and ends the connection as a reset,
+    /// not as a clean end of stream.
+    @Test func aResetArrivesAsTheReceivesError() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        let server = try listen(reactor) {
+            let resetter = ClientProbe()
+            resetter.onData = { connection, _ in connection.abort() }
+            return resetter
+        }
+        var loss: ConnectionLossReason?
+        let client = ClientProbe()
+        client.onMade = { $0.write("reset me") }
+        client.onLost = { loss = $0; reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: client)
+        try runUntilStopped(reactor)
+        #expect(loss == .reset)
+    }
+
+    /// A transport aborted while its submitted send is still in flight (the reader reads nothing) ends as aborted,
+    /// its send is cancelled, and the backend lets go of it once that send has completed: nothing is left behind.
+    @Test func anAbortWithASendInFlightLeavesNothingBehind() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        let backend = try #require(reactor.completionReads as? IOUringBackend)
+        var loss: ConnectionLossReason?
+        var drainingAtAbort = 0
+        let server = try listen(reactor) {
+            let writer = ClientProbe()
+            writer.onMade = { connection in
+                connection.write([UInt8](repeating: 1, count: 8 << 20))
+                // One turn later the send is in the kernel, waiting for room the reader never makes.
+                reactor.callLater(0.05) {
+                    connection.abort()
+                    drainingAtAbort = backend.drainingSends
+                }
+            }
+            writer.onLost = { reason in
+                loss = reason
+                // A few turns for the cancelled send's completion.
+                reactor.callLater(0.05) { reactor.stop() }
+            }
+            return writer
+        }
+        let reader = ClientProbe()
+        reader.onMade = { $0.pauseReading() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: reader)
+        try runUntilStopped(reactor)
+        #expect(loss == .aborted)
+        #expect(drainingAtAbort == 1, "the send was not in flight at the abort: the test proves nothing")
+        #expect(backend.drainingSends == 0)
+    }
+
+    /// A receive that completed for a registration that has since ended (the descriptor closed and its number
+    /// registered again) reaches neither receiver, and its buffer goes back to the ring: with a ring of one, the
+    /// successor could receive nothing otherwise.
+    @Test func aCompletionForAnEndedRegistrationReachesNoOneAndReturnsItsBuffer() throws {
+        let backend = try IOUringBackend(receiveBuffers: ReceiveBufferRing(count: 1, size: 64))
+        final class Recorder: CompletionReceiver {
+            var bytes: [UInt8] = []
+            var results: [Int32] = []
+            func receiveCompleted(_ result: Int32, _ bytes: UnsafeRawBufferPointer, more: Bool) {
+                results.append(result)
+                self.bytes += bytes
+            }
+            func sendCompleted(_ result: Int32) {}
+        }
+        var pair: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        defer { close(pair[0]); close(pair[1]) }
+        let (fd, peer) = (pair[0], pair[1])
+        var events: [ReadyEvent] = []
+        func collect() throws {
+            for _ in 0..<100 where backend.collectedCompletions == 0 { try backend.wait(timeoutMilliseconds: 100, into: &events) }
+        }
+
+        let old = Recorder()
+        try backend.add(fd: fd, interest: [])
+        backend.attachReceiver(fd: fd, old, accepting: false)
+        try backend.receive(fd: fd)
+        #expect(write(peer, "stale", 5) == 5)
+        try collect()
+        #expect(backend.collectedCompletions > 0)
+
+        // The registration ends and the number is registered again before the completion is dispatched.
+        backend.remove(fd: fd)
+        let successor = Recorder()
+        try backend.add(fd: fd, interest: [])
+        backend.attachReceiver(fd: fd, successor, accepting: false)
+        try backend.receive(fd: fd)
+        #expect(backend.dispatchCompletions() == 0)
+        // The old receive's cancellation and the new receive go to the kernel; the cancellation is stale too.
+        try backend.wait(timeoutMilliseconds: 0, into: &events)
+        #expect(backend.dispatchCompletions() == 0)
+
+        #expect(write(peer, "fresh", 5) == 5)
+        try collect()
+        _ = backend.dispatchCompletions()
+        #expect(old.results.isEmpty)
+        #expect(String(decoding: successor.bytes, as: UTF8.self) == "fresh")
+        #expect(!successor.results.contains(-ENOBUFS))
+    }
+}
