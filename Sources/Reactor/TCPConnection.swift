@@ -338,9 +338,11 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             return
         }
         if hasHeldInput {
+            // What was held goes first, and no new receive starts until it is all delivered (`deliverHeld` comes
+            // back here): a receive running meanwhile would add to the held bytes as fast as the peer sends, while
+            // the handler takes a share a turn, and they would grow without bound.
             queueHeldDelivery()
-            // After a held end of stream or error there is nothing more to receive.
-            if heldEnd != nil { return }
+            return
         }
         do throws(ReactorError) {
             try completionReads.receive(fd: fd)
@@ -359,6 +361,8 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
     }
 
     private var hasHeldInput: Bool { !heldBytes.isEmpty || heldEnd != nil }
+    /// Bytes received while reading was paused and not delivered yet.
+    var heldByteCount: Int { heldBytes.count }
 
     func receiveCompleted(_ result: Int32, _ bytes: UnsafeRawBufferPointer, more: Bool) {
         // Once the peer has ended or the connection is closing, nothing more is read (as with readiness).
@@ -401,12 +405,16 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
     /// Hands over what was held, a read buffer's worth at a time (the most a readiness read gives at once), as
     /// long as reading stays wanted; then the end, if one came.
     private func deliverHeld() {
-        while wantsToRead && !heldBytes.isEmpty {
-            let count = min(heldBytes.count, readBuffer.count)
-            let piece = Array(heldBytes[..<count])
-            heldBytes.removeFirst(count)
+        // Pieces are copied out, so the handler may do anything (pause, close) while one is delivered; the held
+        // bytes lose their delivered head once, not once per piece.
+        var delivered = 0
+        while wantsToRead && delivered < heldBytes.count {
+            let count = min(heldBytes.count - delivered, readBuffer.count)
+            let piece = Array(heldBytes[delivered..<delivered + count])
+            delivered += count
             piece.withUnsafeBytes { handler.dataReceived($0) }
         }
+        heldBytes.removeFirst(min(delivered, heldBytes.count))
         if wantsToRead, heldBytes.isEmpty, let end = heldEnd {
             heldEnd = nil
             deliverReceive(end, UnsafeRawBufferPointer(start: nil, count: 0))

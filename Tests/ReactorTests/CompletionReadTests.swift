@@ -116,6 +116,38 @@ struct CompletionReadTests {
         #expect(intact, "the stream arrived changed")
     }
 
+    /// A reader that takes one piece a turn (pausing after each, as the HTTP server does with a pipelining client)
+    /// from a peer that sends as fast as it can: what is held while paused stays within what one receive could
+    /// bring (the buffer ring), not the whole stream. Before, resuming started a new receive beside the held bytes,
+    /// and they grew with everything the peer sent (250 MB in a few seconds of a pipelining flood).
+    @Test func heldBytesStayBoundedWhenTheReaderTakesAPieceATurn() throws {
+        let ring = ReceiveBufferRing(count: 16, size: 16 * 1024)
+        let reactor = try Reactor(backend: .ioUring, receiveBuffers: ring)
+        let stream = Self.pattern(16 << 20)
+        let server = try listen(reactor) {
+            let writer = ClientProbe()
+            writer.onMade = { connection in
+                connection.write(stream)
+                connection.close()
+            }
+            return writer
+        }
+        var received = 0
+        var mostHeld = 0
+        let reader = ClientProbe()
+        reader.onData = { connection, bytes in
+            received += bytes.count
+            mostHeld = max(mostHeld, connection.heldByteCount)
+            connection.pauseReading()
+            reactor.callSoon { connection.resumeReading() }
+        }
+        reader.onLost = { _ in reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: reader)
+        try runUntilStopped(reactor, limit: 120)
+        #expect(received == stream.count)
+        #expect(mostHeld <= 16 * 16 * 1024, "held up to \(mostHeld) bytes")
+    }
+
     /// Two buffers of 16 bytes: every few receives the ring runs dry, the receive ends with ENOBUFS and must
     /// start again, and an echo of 64 KiB still comes back whole and in order.
     @Test func aBufferRingThatRunsDryRestartsTheReceive() throws {
