@@ -41,13 +41,10 @@ int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned 
     params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
     params.cq_entries = cq_entries;
     int fd = uring_setup(entries, &params);
-    if (fd < 0 && errno == EINVAL) {
-        memset(&params, 0, sizeof(params));
-        params.flags = IORING_SETUP_CQSIZE;
-        params.cq_entries = cq_entries;
-        fd = uring_setup(entries, &params);
-    }
-    if (fd < 0) return -errno;
+    // No fallback to a ring without these: deferred task running (6.1) is also the floor for the multishot
+    // receives (6.0) the transports rely on, and an older kernel refuses in one line rather than failing each
+    // connection later.
+    if (fd < 0) return errno == EINVAL ? -ENOTSUP : -errno;
     ring->deferred = (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
     ring->disabled = (params.flags & IORING_SETUP_R_DISABLED) != 0;
     // A wait with a timeout needs IORING_ENTER_EXT_ARG (5.11); completions never dropped needs NODROP (5.5).
@@ -257,9 +254,11 @@ int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
         if (uring_register(ring->fd, IORING_REGISTER_ENABLE_RINGS, 0, 0) < 0) return -errno;
         ring->disabled = 0;
     }
-    unsigned to_submit = ring->pending;
-    // The entries filled since the last call become the kernel's.
+    // The entries filled since the last call become the kernel's. What it has not consumed yet is counted from
+    // its head, not from what this side filled: entries an earlier enter left behind (it may submit fewer than
+    // asked) are submitted now rather than stranded behind the tail.
     __atomic_store_n(ring->sq_tail, ring->local_tail, __ATOMIC_RELEASE);
+    unsigned to_submit = ring->local_tail - __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
     ring->pending = 0;
     unsigned ready = __atomic_load_n(ring->cq_tail, __ATOMIC_ACQUIRE) - *ring->cq_head;
     if (ready > 0 || (timeout_ms == 0 && !ring->deferred)) {

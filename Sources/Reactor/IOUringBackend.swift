@@ -95,7 +95,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             buffers.deallocate()
             // Still one line naming the reason, as for a ring that cannot be set up at all.
             let reason = "this kernel's io_uring cannot take a provided-buffer ring (io_uring_register: "
-                + "\(String(cString: strerror(-registered))); Linux 5.19 or later)"
+                + "\(String(cString: strerror(-registered))); Linux 6.1 or later)"
             throw .backendUnavailable(backend: "io_uring", reason: reason)
         }
     }
@@ -111,7 +111,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         switch code {
         case ENOSYS: reason = "this kernel has no io_uring (io_uring_setup: function not implemented)"
         case EPERM: reason = "io_uring is disabled here (io_uring_setup: operation not permitted; see /proc/sys/kernel/io_uring_disabled or the seccomp policy)"
-        case ENOTSUP: reason = "this kernel's io_uring lacks what the backend needs (a wait with a timeout: Linux 5.11 or later)"
+        case ENOTSUP: reason = "this kernel's io_uring lacks what the backend needs (deferred task running and multishot receives: Linux 6.1 or later)"
         default: reason = "io_uring_setup: \(String(cString: strerror(code)))"
         }
         return .backendUnavailable(backend: "io_uring", reason: reason)
@@ -333,7 +333,11 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         for fd in completed { try arm(fd) }
         completed.removeAll(keepingCapacity: true)
         let result = creactor_uring_enter(&ring, timeoutMilliseconds)
-        guard result >= 0 else { throw .system(SystemError("io_uring_enter", errno: -result)) }
+        // EAGAIN and EBUSY are the kernel short of memory for a submission or holding completions not yet
+        // reaped: this turn reaps what is there, and the next enter submits what is left. Anything else is fatal.
+        guard result >= 0 || result == -EAGAIN || result == -EBUSY else {
+            throw .system(SystemError("io_uring_enter", errno: -result))
+        }
         var data: UInt64 = 0
         var res: Int32 = 0
         var flags: UInt32 = 0

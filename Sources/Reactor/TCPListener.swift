@@ -36,6 +36,8 @@ public final class TCPListener: IOHandler, CompletionReceiver {
     private let completionReads: (any CompletionReads)?
     /// Descriptors the kernel accepted while this listener was not taking them, oldest first.
     private var heldAccepts: [Int32] = []
+    /// Connections the kernel accepted by completion and not handed over yet.
+    var heldAcceptCount: Int { heldAccepts.count }
     private var heldDeliveryQueued = false
     /// Accepts handed over in the loop iteration `acceptTurn`, bounded as a readiness wake-up's batch is.
     private var acceptTurn: UInt64 = .max
@@ -91,6 +93,9 @@ public final class TCPListener: IOHandler, CompletionReceiver {
             return
         }
         if !heldAccepts.isEmpty { queueHeldDelivery() }
+        // A batch already waits: the rest stay in the backlog (counted by the kernel, bounded by it) until it is
+        // handed over, rather than in descriptors nobody counts.
+        guard heldAccepts.count < Self.acceptsPerWakeup else { return }
         do throws(ReactorError) {
             try completionReads.receive(fd: fd)
         } catch {
@@ -181,6 +186,9 @@ public final class TCPListener: IOHandler, CompletionReceiver {
             }
             heldAccepts.append(result)
             deliverHeldAccepts()
+            // A multishot accept takes everything the backlog has in one go: past a batch held, it stops until
+            // the batch is handed over (`deliverHeldAccepts` starts it again).
+            if heldAccepts.count >= Self.acceptsPerWakeup { completionReads?.stopReceiving(fd: fd) }
         } else {
             switch -result {
             case ECONNABORTED, EPROTO, ECANCELED:
@@ -212,6 +220,8 @@ public final class TCPListener: IOHandler, CompletionReceiver {
             onAccept(client)
         }
         if isAccepting && !heldAccepts.isEmpty { queueHeldDelivery() }
+        // Room again: the accept starts if it had stopped for the batch (a no-op while it runs).
+        if isAccepting && completionReads != nil && heldAccepts.count < Self.acceptsPerWakeup { startWatching() }
     }
 
     private func queueHeldDelivery() {

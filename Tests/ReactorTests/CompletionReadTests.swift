@@ -72,6 +72,31 @@ struct CompletionReadTests {
         #expect(perIteration.count >= 3)
     }
 
+    /// A storm larger than a batch: one multishot accept takes what the backlog holds in one go (the kernel's own
+    /// bound), and then stops while a batch is held, so a second storm arriving during the hand-over waits in the
+    /// backlog instead of piling up as descriptors the process holds and nothing counts. Every connection is still
+    /// accepted.
+    @Test func aSecondStormWaitsInTheBacklogWhileTheFirstIsHandedOver() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        var accepted: [Int32] = []
+        var mostHeld = 0
+        var secondWave: [Int32] = []
+        var listener: TCPListener?
+        listener = try TCPListener(reactor: reactor, address: loopback) { fd in
+            accepted.append(fd)
+            mostHeld = max(mostHeld, listener?.heldAcceptCount ?? 0)
+            if accepted.count == 10 { secondWave = Self.connectClients(400, port: listener!.port) }
+            if accepted.count == 800 { reactor.stop() }
+        }
+        let clients = Self.connectClients(400, port: listener!.port)
+        defer { (clients + secondWave).forEach { close($0) } }
+        try runUntilStopped(reactor)
+        accepted.forEach { close($0) }
+        listener?.close()
+        #expect(accepted.count == 800)
+        #expect(mostHeld < 600, "held up to \(mostHeld): the second storm was taken in while the first was held")
+    }
+
     /// A byte pattern whose order shows: a lost, repeated or reordered piece changes the stream.
     static func pattern(_ count: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 % 251) } }
 

@@ -331,7 +331,7 @@ struct LoopTests {
 /// io_uring, where the kernel cannot give it, is refused in one line that names the reason.
 @Suite("The io_uring backend's refusal")
 struct IOUringRefusalTests {
-    @Test(arguments: [(EPERM, "disabled"), (ENOSYS, "no io_uring"), (ENOTSUP, "5.11")])
+    @Test(arguments: [(EPERM, "disabled"), (ENOSYS, "no io_uring"), (ENOTSUP, "Linux 6.1")])
     func anUnavailableRingSaysWhy(code: Int32, words: String) {
         let text = IOUringBackend.unavailable(errno: code).description
         #expect(text.hasPrefix("the io_uring reactor is not available: "))
