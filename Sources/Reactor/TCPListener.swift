@@ -193,10 +193,9 @@ public final class TCPListener: IOHandler, CompletionReceiver {
             switch -result {
             case ECONNABORTED, EPROTO, ECANCELED:
                 break  // a client that gave up before we took it, or our own stop
-            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                if isAccepting { descriptorsExhausted(-result) }
             default:
-                logger.error("accept failed: \(SystemError("accept", errno: -result))")
+                // Exhaustion, or an error that may well persist: backed off, not restarted every turn.
+                if isAccepting { backOff(afterAcceptFailure: -result) }
             }
         }
         // The multishot accept has ended (an error, or our stop): take the next connections while accepting.
@@ -248,10 +247,11 @@ public final class TCPListener: IOHandler, CompletionReceiver {
                 case ECONNABORTED, EPROTO:
                     continue  // that client gave up before we took it; the next may be there
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    descriptorsExhausted(error.errno)
+                    backOff(afterAcceptFailure: error.errno)
                     return
                 default:
-                    logger.error("accept failed: \(error)")
+                    // Whatever it is, it may well persist: backed off like exhaustion, not retried every turn.
+                    backOff(afterAcceptFailure: error.errno)
                     return
                 }
             }
@@ -261,7 +261,7 @@ public final class TCPListener: IOHandler, CompletionReceiver {
     /// Connections accepted per readable event at most.
     public static let acceptsPerWakeup = 64
 
-    private func descriptorsExhausted(_ code: Int32) {
+    private func backOff(afterAcceptFailure code: Int32) {
         exhaustionCount += 1
         if exhaustionLog.admit(now: MonotonicClock.now()) != nil {
             logger.warning("accept: \(SystemError("accept", errno: code).reason); pausing accepts for \(exhaustionBackoff)s")
