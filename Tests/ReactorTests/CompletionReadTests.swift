@@ -235,15 +235,21 @@ struct CompletionReadTests {
         }
         // The writer's side ends on its own once the reader closes; the reader resumes once the FIN is out.
         TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: writer)
+        var heldAtResume = 0
         func resumeWhenFinished() {
             guard let connection = reader?.connection, writer.connection?.bufferedBytes == 0 else {
                 reactor.callLater(0.01, resumeWhenFinished)
                 return
             }
-            reactor.callLater(0.05) { connection.resumeReading() }
+            reactor.callLater(0.05) {
+                heldAtResume = connection.heldByteCount
+                connection.resumeReading()
+            }
         }
         resumeWhenFinished()
         try runUntilStopped(reactor, limit: 30)
+        // Bytes (and the end behind them) completed while paused and were held: otherwise this proves nothing.
+        #expect(heldAtResume > 0, "nothing was held while paused")
         #expect(reader?.events == ["data", "eof"])
         #expect(reader?.bytes == message.count)
     }
