@@ -162,6 +162,11 @@ public struct HTTPConnectionStateMachine {
     /// (false: close it once the output is written).
     public mutating func peerClosedInput() -> Bool {
         peerClosed = true
+        if (state == .idle || state == .readingHead) && parser.bufferedBytes > 0 {
+            // Requests that arrived before the FIN and are not taken yet (the owner takes a share per turn): they
+            // are answered, in order; once no complete request is left, `nextAction` closes.
+            return true
+        }
         switch state {
         case .waitingForHandler, .streaming, .writing:
             return true

@@ -61,8 +61,9 @@ final class HTTPServerConnection: ConnectionHandler {
 
     func readEOF() -> Bool {
         let keepOpen = machine.peerClosedInput()
-        if keepOpen { synchronise() }
-        return keepOpen
+        // Requests that came before the FIN may still be waiting to be taken.
+        if keepOpen { pump() }
+        return keepOpen && transport?.isOpen == true
     }
 
     func writabilityChanged(_ writable: Bool) {

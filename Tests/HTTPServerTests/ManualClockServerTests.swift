@@ -139,6 +139,29 @@ struct ManualClockServerTests {
         #expect(rig.server.stats.requests == requests + 1)
     }
 
+    /// Requests pipelined and then the client's FIN (`shutdown(SHUT_WR)`): every request that arrived before the
+    /// FIN is answered, in order, and only then does the server close. Requests the server had not yet taken when
+    /// the FIN came (it takes a share per turn) were dropped before.
+    @Test func everyRequestPipelinedBeforeTheClientsFINIsAnswered() throws {
+        let rig = try Rig()
+        let fd = try rig.connect()
+        defer { close(fd) }
+        let requests = 300
+        var batch = Array(String(repeating: "GET /x HTTP/1.1\r\nHost: x\r\n\r\n", count: requests).utf8)
+        #expect(batch.withUnsafeMutableBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } == batch.count)
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+        var text = ""
+        var closed = false
+        for _ in 0..<200 where !closed {
+            try rig.reactor.runOnce()
+            let got = rig.received(fd)
+            text += got.text
+            closed = got.closed
+        }
+        #expect(closed, "the server never closed")
+        #expect(text.components(separatedBy: "HTTP/1.1 200 ").count - 1 == requests)
+    }
+
     @Test func aKeepAliveConnectionLivesItsIdleTimeoutBetweenRequests() throws {
         let rig = try Rig { $0.headerTimeout = 10; $0.idleTimeout = 60 }
         let fd = try rig.connect()
