@@ -45,7 +45,6 @@ int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned 
     // receives (6.0) the transports rely on, and an older kernel refuses in one line rather than failing each
     // connection later.
     if (fd < 0) return errno == EINVAL ? -ENOTSUP : -errno;
-    ring->deferred = (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
     ring->disabled = (params.flags & IORING_SETUP_R_DISABLED) != 0;
     // A wait with a timeout needs IORING_ENTER_EXT_ARG (5.11); completions never dropped needs NODROP (5.5).
     if (!(params.features & IORING_FEAT_EXT_ARG) || !(params.features & IORING_FEAT_NODROP)
@@ -106,7 +105,6 @@ static struct io_uring_sqe *next_sqe(struct creactor_uring *ring) {
     memset(sqe, 0, sizeof(*sqe));
     ring->sq_array[index] = index;
     ring->local_tail++;
-    ring->pending++;
     return sqe;
 }
 
@@ -219,16 +217,9 @@ int creactor_uring_buffers_init(struct creactor_uring *ring, struct creactor_uri
 
 void creactor_uring_buffers_exit(struct creactor_uring *ring, struct creactor_uring_buffers *buffers) {
     if (!buffers->registered) return;
-    if (ring->fd >= 0) {
-        // With deferred work a receive fills its buffer only inside our own io_uring_enter: unmapping is safe once
-        // the ring is closed, and not before. Without it, the unregistration (which takes the lock a receive
-        // holds while it picks and fills a buffer) is what makes it safe.
-        if (ring->deferred) return;
-        struct io_uring_buf_reg reg;
-        memset(&reg, 0, sizeof(reg));
-        reg.bgid = buffers->group;
-        uring_register(ring->fd, IORING_UNREGISTER_PBUF_RING, &reg, 1);
-    }
+    // With deferred work a receive fills its buffer only inside our own io_uring_enter: unmapping is safe once the
+    // ring is closed, and not before.
+    if (ring->fd >= 0) return;
     munmap(buffers->data, buffers->data_size);
     munmap(buffers->slots, buffers->slots_size);
     buffers->registered = 0;
@@ -259,9 +250,8 @@ int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
     // asked) are submitted now rather than stranded behind the tail.
     __atomic_store_n(ring->sq_tail, ring->local_tail, __ATOMIC_RELEASE);
     unsigned to_submit = ring->local_tail - __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
-    ring->pending = 0;
     unsigned ready = __atomic_load_n(ring->cq_tail, __ATOMIC_ACQUIRE) - *ring->cq_head;
-    if (ready > 0 || (timeout_ms == 0 && !ring->deferred)) {
+    if (ready > 0) {
         // Submit without waiting; nothing to submit costs no system call.
         if (to_submit == 0) return 0;
         int result = uring_enter(ring->fd, to_submit, 0, 0, 0, 0);

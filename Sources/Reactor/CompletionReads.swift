@@ -11,9 +11,6 @@ protocol CompletionReads: AnyObject {
     /// Asks the receive in flight to end (backpressure). Completions the kernel has already made still arrive,
     /// then one without `more`.
     func stopReceiving(fd: Int32)
-    /// Whether `send` may be used: only where the kernel touches a send's bytes inside our own io_uring_enter
-    /// (deferred task work), so a cancelled send cannot read memory freed before the cancel reached it.
-    var completesSends: Bool { get }
     /// Submits one send of `bytes` on `fd` with the next wait; the bytes must stay put until `sendCompleted`
     /// (or, after `remove(fd:)`, until the receiver is let go of: the backend holds it until the send has ended).
     func send(fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(ReactorError)

@@ -259,8 +259,6 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         slots[index].stopping = true
     }
 
-    var completesSends: Bool { ring.deferred != 0 }
-
     func send(fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(ReactorError) {
         let index = Int(fd)
         precondition(slots[index].receiver != nil && !slots[index].sending, "one send at a time, by a receiver")

@@ -26,9 +26,8 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
     /// end that came after them (0: the peer's FIN, or -errno), delivered in order once reading resumes.
     private var heldBytes: [UInt8] = []
     private var heldEnd: Int32?
-    private var heldDeliveryQueued = false
-    /// Whether writes the socket would not take at once go out as submitted sends (io_uring with deferred work).
-    private let completesSends: Bool
+    /// Delivery of the held input on a later turn, never inside the handler's own `resumeReading`.
+    private lazy var heldDelivery = NextTurnCall(reactor: reactor) { [weak self] in self?.deliverHeld() }
     /// A submitted send is reading the head of `outbound`, which stays pinned until it completes.
     private var sendInFlight = false
 
@@ -135,7 +134,6 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         self.handler = handler
         readBuffer = reactor.readBuffer
         completionReads = reactor.completionReads
-        completesSends = completionReads?.completesSends ?? false
         if noDelay { setNoDelay() }
         // Receiving by completions needs no readiness (nor do blocked writes, on a ring that submits sends).
         let interest: Interest = completionReads == nil ? .read : []
@@ -290,7 +288,9 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             interest.insert(.read)
         }
         if !outbound.isEmpty {
-            if completesSends {
+            // With completions, what the socket would not take goes out as a submitted send (the kernel touches
+            // its bytes only inside our own io_uring_enter, so a cancelled send cannot read freed memory).
+            if completionReads != nil {
                 submitSend()
                 guard lifecycle != .closed else { return }
             } else {
@@ -341,7 +341,7 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             // What was held goes first, and no new receive starts until it is all delivered (`deliverHeld` comes
             // back here): a receive running meanwhile would add to the held bytes as fast as the peer sends, while
             // the handler takes a share a turn, and they would grow without bound.
-            queueHeldDelivery()
+            heldDelivery.request()
             return
         }
         do throws(ReactorError) {
@@ -388,17 +388,6 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         } else if result != -ENOBUFS && result != -ECANCELED {
             // A dry buffer ring or a stopped receive is no error: the receive starts again while reading is wanted.
             fail(SystemError("recv", errno: -result))
-        }
-    }
-
-    /// Delivery on a later turn, never inside the handler's own `resumeReading`.
-    private func queueHeldDelivery() {
-        guard !heldDeliveryQueued else { return }
-        heldDeliveryQueued = true
-        reactor.callSoon { [weak self] in
-            guard let self else { return }
-            self.heldDeliveryQueued = false
-            self.deliverHeld()
         }
     }
 

@@ -38,7 +38,8 @@ public final class TCPListener: IOHandler, CompletionReceiver {
     private var heldAccepts: [Int32] = []
     /// Connections the kernel accepted by completion and not handed over yet.
     var heldAcceptCount: Int { heldAccepts.count }
-    private var heldDeliveryQueued = false
+    /// Hands over held accepts on a later turn: the rest of a batch, or what waited while paused.
+    private lazy var heldDelivery = NextTurnCall(reactor: reactor) { [weak self] in self?.deliverHeldAccepts() }
     /// Accepts handed over in the loop iteration `acceptTurn`, bounded as a readiness wake-up's batch is.
     private var acceptTurn: UInt64 = .max
     private var acceptsThisTurn = 0
@@ -92,7 +93,7 @@ public final class TCPListener: IOHandler, CompletionReceiver {
             try? reactor.setInterest(fd: fd, .read)
             return
         }
-        if !heldAccepts.isEmpty { queueHeldDelivery() }
+        if !heldAccepts.isEmpty { heldDelivery.request() }
         // A batch already waits: the rest stay in the backlog (counted by the kernel, bounded by it) until it is
         // handed over, rather than in descriptors nobody counts.
         guard heldAccepts.count < Self.acceptsPerWakeup else { return }
@@ -218,19 +219,9 @@ public final class TCPListener: IOHandler, CompletionReceiver {
             acceptsThisTurn += 1
             onAccept(client)
         }
-        if isAccepting && !heldAccepts.isEmpty { queueHeldDelivery() }
+        if isAccepting && !heldAccepts.isEmpty { heldDelivery.request() }
         // Room again: the accept starts if it had stopped for the batch (a no-op while it runs).
         if isAccepting && completionReads != nil && heldAccepts.count < Self.acceptsPerWakeup { startWatching() }
-    }
-
-    private func queueHeldDelivery() {
-        guard !heldDeliveryQueued else { return }
-        heldDeliveryQueued = true
-        reactor.callSoon { [weak self] in
-            guard let self else { return }
-            self.heldDeliveryQueued = false
-            self.deliverHeldAccepts()
-        }
     }
 
     public func readable() {

@@ -31,17 +31,14 @@ struct creactor_uring {
     unsigned sq_mask;
     unsigned sq_entries;
     unsigned local_tail;
-    unsigned pending;
     unsigned *cq_head;
     unsigned *cq_tail;
     unsigned cq_mask;
     void *cqes;
-    /// Completions' work runs only inside io_uring_enter (IORING_SETUP_DEFER_TASKRUN).
-    int deferred;
     /// Not enabled yet: the first enter enables it, for the thread it runs on.
     int disabled;
 };
-/// 0, or -errno (-ENOTSUP: the kernel lacks a feature the backend needs: EXT_ARG, NODROP, SINGLE_MMAP).
+/// 0, or -errno (-ENOTSUP: the kernel lacks a feature the backend needs: DEFER_TASKRUN, EXT_ARG, NODROP, SINGLE_MMAP).
 int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned cq_entries);
 void creactor_uring_exit(struct creactor_uring *ring);
 /// Queue a one-shot poll for `mask` (POLLIN/POLLOUT) on `fd`; -EBUSY when the submission ring is full.
@@ -83,8 +80,8 @@ struct creactor_uring_buffers {
 /// Maps and registers the ring (entries: a power of two up to 32768) and hands every buffer over; 0 or -errno.
 int creactor_uring_buffers_init(struct creactor_uring *ring, struct creactor_uring_buffers *buffers,
                                 unsigned entries, unsigned buffer_size, uint16_t group);
-/// Unmaps the buffers when no receive can fill one any more: at once on a ring without deferred work (after
-/// unregistering them), only once the ring has exited on one with it (call again after creactor_uring_exit).
+/// Unmaps the buffers once no receive can fill one any more: only after the ring has exited (the ring defers its
+/// work to our own io_uring_enter; call again after creactor_uring_exit).
 void creactor_uring_buffers_exit(struct creactor_uring *ring, struct creactor_uring_buffers *buffers);
 /// Where buffer `id` starts.
 void *creactor_uring_buffer(struct creactor_uring_buffers *buffers, uint16_t id);
