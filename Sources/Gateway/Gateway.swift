@@ -23,6 +23,9 @@ public final class Gateway {
     /// Binds every thread's listener (so a port in use fails here), each on a new reactor; `run` starts them.
     public init(config: GatewayConfig, logger: Logger = Logger(label: "gateway")) throws(GatewayStartError) {
         guard config.threads >= 1 else { throw GatewayStartError(message: "a gateway needs at least one reactor thread (threads: \(config.threads))") }
+        guard config.threads <= config.http.maxConnections else {
+            throw GatewayStartError(message: "--threads \(config.threads) is more than --max-connections \(config.http.maxConnections): each thread needs a share of the connections")
+        }
         self.config = config
         fetchSocketBudget = Self.fetchSocketBudget(for: config)
         self.logger = logger
@@ -47,9 +50,6 @@ public final class Gateway {
             } catch {
                 throw GatewayStartError(message: "cannot listen on \(address): \(error)")
             }
-        }
-        guard config.threads <= config.http.maxConnections else {
-            throw GatewayStartError(message: "--threads \(config.threads) is more than --max-connections \(config.http.maxConnections): each thread needs a share of the connections")
         }
         var workers: [GatewayWorker] = []
         var shared: GatewaySharedState?
