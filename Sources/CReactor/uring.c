@@ -13,6 +13,11 @@
 _Static_assert(CREACTOR_CQE_F_BUFFER == IORING_CQE_F_BUFFER, "IORING_CQE_F_BUFFER");
 _Static_assert(CREACTOR_CQE_F_MORE == IORING_CQE_F_MORE, "IORING_CQE_F_MORE");
 _Static_assert(CREACTOR_CQE_BUFFER_SHIFT == IORING_CQE_BUFFER_SHIFT, "IORING_CQE_BUFFER_SHIFT");
+#ifdef IORING_CQE_F_BUF_MORE
+_Static_assert(CREACTOR_CQE_F_BUF_MORE == IORING_CQE_F_BUF_MORE, "IORING_CQE_F_BUF_MORE");
+#endif
+// Incremental buffer consumption (6.12), by value: the headers of older systems lack it.
+enum { CREACTOR_PBUF_RING_INC = 2 };
 
 static int uring_register(int fd, unsigned opcode, void *arg, unsigned count) {
     return (int)syscall(__NR_io_uring_register, fd, opcode, arg, count);
@@ -178,6 +183,19 @@ int creactor_uring_cancel(struct creactor_uring *ring, uint64_t target, uint64_t
 // A provided-buffer ring: `entries` slots of `struct io_uring_buf` in page-aligned memory of ours, registered under
 // `group`, every buffer handed over at once. The kernel takes buffers from the head it keeps; we add at the tail,
 // overlaid on the first slot's reserved field, published with a release store (the kernel loads it with acquire).
+// Incremental consumption lets many small receives share one buffer: with whole buffers, a turn in which thousands
+// of sockets each receive a hundred bytes runs the ring dry after `entries` of them, and every other receive ends
+// and must be started again.
+static int register_buffers(struct creactor_uring *ring, void *slots, unsigned entries, uint16_t group, uint16_t flags) {
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)slots;
+    reg.ring_entries = entries;
+    reg.bgid = group;
+    reg.pad = flags;  // `flags` in newer headers
+    return uring_register(ring->fd, IORING_REGISTER_PBUF_RING, &reg, 1) < 0 ? -errno : 0;
+}
+
 int creactor_uring_buffers_init(struct creactor_uring *ring, struct creactor_uring_buffers *buffers,
                                 unsigned entries, unsigned buffer_size, uint16_t group) {
     memset(buffers, 0, sizeof(*buffers));
@@ -187,30 +205,37 @@ int creactor_uring_buffers_init(struct creactor_uring *ring, struct creactor_uri
     if (slots == MAP_FAILED) return -errno;
     size_t data_size = (size_t)entries * buffer_size;
     void *data = mmap(0, data_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (data == MAP_FAILED) {
+    size_t consumed_size = (size_t)entries * sizeof(uint32_t);
+    void *consumed = mmap(0, consumed_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (data == MAP_FAILED || consumed == MAP_FAILED) {
         int code = errno;
+        if (data != MAP_FAILED) munmap(data, data_size);
+        if (consumed != MAP_FAILED) munmap(consumed, consumed_size);
         munmap(slots, ring_size);
         return -code;
     }
-    struct io_uring_buf_reg reg;
-    memset(&reg, 0, sizeof(reg));
-    reg.ring_addr = (uint64_t)(uintptr_t)slots;
-    reg.ring_entries = entries;
-    reg.bgid = group;
-    if (uring_register(ring->fd, IORING_REGISTER_PBUF_RING, &reg, 1) < 0) {
-        int code = errno;
+    int incremental = 1;
+    int result = register_buffers(ring, slots, entries, group, CREACTOR_PBUF_RING_INC);
+    if (result == -EINVAL) {
+        incremental = 0;
+        result = register_buffers(ring, slots, entries, group, 0);
+    }
+    if (result < 0) {
+        munmap(consumed, consumed_size);
         munmap(data, data_size);
         munmap(slots, ring_size);
-        return -code;
+        return result;
     }
     buffers->slots = slots;
     buffers->slots_size = ring_size;
     buffers->data = data;
     buffers->data_size = data_size;
+    buffers->consumed = consumed;
     buffers->entries = entries;
     buffers->buffer_size = buffer_size;
     buffers->group = group;
     buffers->registered = 1;
+    buffers->incremental = incremental;
     for (unsigned id = 0; id < entries; id++) creactor_uring_buffer_return(buffers, (uint16_t)id);
     return 0;
 }
@@ -222,6 +247,7 @@ void creactor_uring_buffers_exit(struct creactor_uring *ring, struct creactor_ur
     if (ring->fd >= 0) return;
     munmap(buffers->data, buffers->data_size);
     munmap(buffers->slots, buffers->slots_size);
+    munmap(buffers->consumed, (size_t)buffers->entries * sizeof(uint32_t));
     buffers->registered = 0;
 }
 
@@ -229,9 +255,24 @@ void *creactor_uring_buffer(struct creactor_uring_buffers *buffers, uint16_t id)
     return (char *)buffers->data + (size_t)id * buffers->buffer_size;
 }
 
+void *creactor_uring_buffer_take(struct creactor_uring_buffers *buffers, uint16_t id, uint32_t length) {
+    char *start = creactor_uring_buffer(buffers, id);
+    if (!buffers->incremental) return start;
+    // The kernel advanced the slot's address by each earlier receive's length; this follows it in step.
+    uint32_t offset = buffers->consumed[id];
+    buffers->consumed[id] = offset + length;
+    return start + offset;
+}
+
+int creactor_uring_buffer_finished(struct creactor_uring_buffers *buffers, int32_t result, uint32_t flags) {
+    if (!buffers->incremental) return 1;
+    return result > 0 && !(flags & CREACTOR_CQE_F_BUF_MORE);
+}
+
 void creactor_uring_buffer_return(struct creactor_uring_buffers *buffers, uint16_t id) {
     struct io_uring_buf_ring *ring = buffers->slots;
     struct io_uring_buf *slot = &ring->bufs[buffers->local_tail & (buffers->entries - 1)];
+    buffers->consumed[id] = 0;
     slot->addr = (uint64_t)(uintptr_t)creactor_uring_buffer(buffers, id);
     slot->len = buffers->buffer_size;
     slot->bid = id;

@@ -304,6 +304,12 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             }
             let hasBuffer = completion.flags & CREACTOR_CQE_F_BUFFER != 0
             let bufferID = UInt16(truncatingIfNeeded: completion.flags >> CREACTOR_CQE_BUFFER_SHIFT)
+            // Taken whether delivered or stale, so an incremental buffer's count of what it holds stays in step.
+            var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            if hasBuffer && completion.result > 0 {
+                bytes = UnsafeRawBufferPointer(start: creactor_uring_buffer_take(buffers, bufferID, UInt32(completion.result)),
+                                               count: Int(completion.result))
+            }
             // Checked now, not when collected: an earlier receiver in this batch may have closed this descriptor.
             if slots[index].receiveGeneration == completion.generation, let receiver = slots[index].receiver {
                 let more = completion.flags & CREACTOR_CQE_F_MORE != 0
@@ -311,15 +317,13 @@ final class IOUringBackend: PollerBackend, CompletionReads {
                     slots[index].receiving = false
                     slots[index].stopping = false
                 }
-                var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
-                if hasBuffer && completion.result > 0 {
-                    bytes = UnsafeRawBufferPointer(start: creactor_uring_buffer(buffers, bufferID), count: Int(completion.result))
-                }
                 if completion.result == -ENOBUFS { bufferRingExhaustions &+= 1 }
                 receiver.receiveCompleted(completion.result, bytes, more: more)
                 delivered += 1
             }
-            if hasBuffer { creactor_uring_buffer_return(buffers, bufferID) }
+            if hasBuffer && creactor_uring_buffer_finished(buffers, completion.result, completion.flags) != 0 {
+                creactor_uring_buffer_return(buffers, bufferID)
+            }
         }
         completions.removeAll(keepingCapacity: true)
         return delivered

@@ -11,7 +11,8 @@ public struct ReceiveBufferRing: Sendable, Equatable {
         self.size = size
     }
 
-    /// 256 buffers of 16 KiB (4 MiB per reactor): an HTTP request or a poem's read fits in one, and a loop
-    /// iteration with hundreds of receives does not run the ring dry (when it does, the receive starts again).
+    /// 256 buffers of 16 KiB (4 MiB per reactor): an HTTP request or a poem's read fits in one. Where the kernel
+    /// consumes buffers incrementally (6.12), small receives share a buffer, so a loop iteration with thousands of
+    /// them (a fan-out's turn) does not run the ring dry; where it does run dry, the receive starts again.
     public static let standard = ReceiveBufferRing(count: 256, size: 16 * 1024)
 }

@@ -64,6 +64,9 @@ int creactor_uring_cancel(struct creactor_uring *ring, uint64_t target, uint64_t
 static const uint32_t CREACTOR_CQE_F_BUFFER = 1U << 0;
 static const uint32_t CREACTOR_CQE_F_MORE = 1U << 1;
 static const uint32_t CREACTOR_CQE_BUFFER_SHIFT = 16;
+/// With incremental consumption: the buffer is not used up, later receives go on filling it (IORING_CQE_F_BUF_MORE,
+/// 6.12; the headers of older systems lack it).
+static const uint32_t CREACTOR_CQE_F_BUF_MORE = 1U << 4;
 
 /// A provided-buffer ring (IORING_REGISTER_PBUF_RING): `entries` buffers of `buffer_size` bytes.
 struct creactor_uring_buffers {
@@ -71,20 +74,30 @@ struct creactor_uring_buffers {
     size_t slots_size;
     void *data;
     size_t data_size;
+    /// Per buffer, the bytes receives have taken from it so far (incremental consumption only).
+    uint32_t *consumed;
     unsigned entries;
     unsigned buffer_size;
     uint16_t group;
     uint16_t local_tail;
     int registered;
+    /// The kernel consumes a buffer a receive's length at a time (IOU_PBUF_RING_INC, 6.12) rather than whole.
+    int incremental;
 };
 /// Maps and registers the ring (entries: a power of two up to 32768) and hands every buffer over; 0 or -errno.
+/// Asks for incremental consumption first and falls back to whole buffers on a kernel without it.
 int creactor_uring_buffers_init(struct creactor_uring *ring, struct creactor_uring_buffers *buffers,
                                 unsigned entries, unsigned buffer_size, uint16_t group);
 /// Unmaps the buffers once no receive can fill one any more: only after the ring has exited (the ring defers its
 /// work to our own io_uring_enter; call again after creactor_uring_exit).
 void creactor_uring_buffers_exit(struct creactor_uring *ring, struct creactor_uring_buffers *buffers);
-/// Where buffer `id` starts.
-void *creactor_uring_buffer(struct creactor_uring_buffers *buffers, uint16_t id);
+/// Where the `length` bytes of a receive completed into buffer `id` are: its start, or with incremental
+/// consumption, after what earlier receives took from it (which this call then counts).
+void *creactor_uring_buffer_take(struct creactor_uring_buffers *buffers, uint16_t id, uint32_t length);
+/// Whether a completion with `flags` and `result` leaves buffer `id` to be given back: whole buffers always; an
+/// incremental one only when a receive of bytes used its end (never on an empty completion: some kernels report
+/// those without IORING_CQE_F_BUF_MORE while the buffer is still theirs).
+int creactor_uring_buffer_finished(struct creactor_uring_buffers *buffers, int32_t result, uint32_t flags);
 /// Gives buffer `id` back to the kernel, once its bytes have been used.
 void creactor_uring_buffer_return(struct creactor_uring_buffers *buffers, uint16_t id);
 
