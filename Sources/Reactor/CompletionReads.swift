@@ -11,6 +11,9 @@ protocol CompletionReads: AnyObject {
     /// Asks the receive in flight to end (backpressure). Completions the kernel has already made still arrive,
     /// then one without `more`.
     func stopReceiving(fd: Int32)
+    /// Calls the receiver's `stagedSendDue` once just before the next wait, however often asked before it: a
+    /// turn's writes on `fd` go to the kernel as one send, in the same `io_uring_enter` as the wait.
+    func stageSend(fd: Int32)
     /// Submits one send of `bytes` on `fd` with the next wait; the bytes must stay put until `sendCompleted`
     /// (or, after `remove(fd:)`, until the receiver is let go of: the backend holds it until the send has ended).
     func send(fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(ReactorError)

@@ -8,4 +8,11 @@ protocol CompletionReceiver: AnyObject {
     func receiveCompleted(_ result: Int32, _ bytes: UnsafeRawBufferPointer, more: Bool)
     /// The send submitted with `CompletionReads.send` completed: the bytes the kernel took, or -errno.
     func sendCompleted(_ result: Int32)
+    /// The wait asked for with `CompletionReads.stageSend` is about to begin: submit what was written meanwhile.
+    func stagedSendDue()
+}
+
+extension CompletionReceiver {
+    /// A receiver that never stages a send (a listener) has nothing to submit.
+    func stagedSendDue() {}
 }

@@ -63,7 +63,8 @@ public protocol ConnectionHandler: AnyObject {
     /// The write buffer passed the high watermark (false) or drained below the low one (true).
     func writabilityChanged(_ writable: Bool)
     /// Some queued output was sent; `remaining` bytes are still queued. Called only when output had to queue, so a
-    /// send deadline can measure progress.
+    /// send deadline can measure progress; also when output that counted as sent is queued again (on io_uring,
+    /// the kernel took less of a turn's send than was handed over: `remaining` then grew).
     func outputFlushed(remaining: Int)
     func connectionLost(_ reason: ConnectionLossReason)
     /// Only for outgoing connections that never opened.

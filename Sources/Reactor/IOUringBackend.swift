@@ -37,12 +37,18 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         var stopping = false
         /// A send for this generation is in flight.
         var sending = false
+        /// The receiver is to submit its send just before the next wait (it is in `stagedSends`).
+        var sendStaged = false
         /// The descriptor is a listener: its receive is a multishot accept.
         var accepts = false
     }
     @exclusivity(unchecked) private var slots: [Slot] = []
     /// Descriptors whose poll completed in the last wait: re-armed before the next one if still wanted.
     private var completed: [Int32] = []
+    /// Descriptors whose receivers submit their sends just before the next wait, and the list being worked through
+    /// (two, swapped, so a turn allocates nothing).
+    private var stagedSends: [Int32] = []
+    private var dueSends: [Int32] = []
 
     /// A receive or send completion collected by `wait`, delivered by `dispatchCompletions` once the loop has its
     /// wake time.
@@ -186,6 +192,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
                 draining[data] = receiver
                 slots[index].sending = false
             }
+            slots[index].sendStaged = false
             slots[index].receiveGeneration = Self.nextGeneration(slots[index].receiveGeneration)
             slots[index].receiver = nil
             slots[index].receiving = false
@@ -257,6 +264,26 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         // A failed cancel leaves the receive running; the transport holds what it delivers, so nothing is lost.
         guard (try? queue { creactor_uring_cancel(&ring, data, Self.removalMark) }) != nil else { return }
         slots[index].stopping = true
+    }
+
+    func stageSend(fd: Int32) {
+        let index = Int(fd)
+        guard slots[index].receiver != nil, !slots[index].sendStaged else { return }
+        slots[index].sendStaged = true
+        stagedSends.append(fd)
+    }
+
+    /// Lets every receiver that staged a send submit it now, before the wait that takes it to the kernel.
+    private func submitStagedSends() {
+        swap(&stagedSends, &dueSends)
+        for fd in dueSends {
+            let index = Int(fd)
+            // Skipped if the registration ended meanwhile (its removal cleared the mark).
+            guard slots[index].sendStaged, let receiver = slots[index].receiver else { continue }
+            slots[index].sendStaged = false
+            receiver.stagedSendDue()
+        }
+        dueSends.removeAll(keepingCapacity: true)
     }
 
     func send(fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(ReactorError) {
@@ -332,6 +359,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     // MARK: waiting
 
     func wait(timeoutMilliseconds: Int32, into events: inout [ReadyEvent]) throws(ReactorError) {
+        if !stagedSends.isEmpty { submitStagedSends() }
         for fd in completed { try arm(fd) }
         completed.removeAll(keepingCapacity: true)
         let result = creactor_uring_enter(&ring, timeoutMilliseconds)

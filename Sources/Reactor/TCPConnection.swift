@@ -8,8 +8,9 @@ import CReactor
 // check, about a sixth of the server's user-space instructions per request (BENCHMARKS.md), guards nothing here.
 /// The transport for one TCP connection: reads into the reactor's shared buffer and hands bytes to its handler,
 /// buffers writes, and reports backpressure both ways. On a backend with completion reads (io_uring) it reads
-/// nothing itself: receives complete with their bytes, handed to the handler from the kernel's buffer; and what
-/// the socket would not take at once goes out as a submitted send instead of waiting for writability.
+/// nothing itself: receives complete with their bytes, handed to the handler from the kernel's buffer; and writes go
+/// out as sends submitted with the loop's next wait (one a turn, whatever was written meanwhile), counted as handed
+/// to the kernel the moment they are written.
 public final class TCPConnection: IOHandler, CompletionReceiver {
     /// Unowned: the reactor owns its registered transports, never the other way round.
     public unowned let reactor: Reactor
@@ -30,6 +31,12 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
     private lazy var heldDelivery = NextTurnCall(reactor: reactor) { [weak self] in self?.deliverHeld() }
     /// A submitted send is reading the head of `outbound`, which stays pinned until it completes.
     private var sendInFlight = false
+    /// With completions: the head of `outbound` that counts as handed to the kernel, as a `send` that took it at
+    /// once would have (written into a turn's send, not yet completed); the handler sees only the rest as buffered.
+    /// If the kernel takes less, what it left counts as buffered again (the peer is not reading).
+    private var handedBytes = 0
+    /// The backend will call `stagedSendDue` before its next wait.
+    private var sendStaged = false
 
     /// Above this many buffered bytes the handler is told to stop producing. (Both marks are read on every write.)
     @exclusivity(unchecked) public var highWatermark = 64 * 1024
@@ -116,7 +123,8 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         noDelay = true
         Socket.setNoDelay(fd)
     }
-    public var bufferedBytes: Int { outbound.count }
+    /// Bytes written and not yet handed to the kernel: what a peer that does not read leaves here.
+    public var bufferedBytes: Int { outbound.count - handedBytes }
     /// Bytes handed to the kernel since the connection opened; with the socket's unsent count
     /// (`Socket.unsentBytes`) it tells how much the peer has acknowledged. Unchecked: loop-confined, plain stores.
     @exclusivity(unchecked) public private(set) var bytesSent: UInt64 = 0
@@ -177,9 +185,17 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
     // MARK: writing
 
     /// Writes `bytes`, sending at once when nothing is queued and buffering only what the socket would not take.
+    /// With completions, joins the turn's send instead (see `handOver`).
     public func write(_ bytes: UnsafeRawBufferPointer) {
         assertInLoop()
         guard isAcceptingWrites, bytes.count > 0 else { return }
+        if let completionReads {
+            if handOver(bytes, completionReads) { return }
+            outbound.append(bytes)
+            updateInterest()
+            noteIfAboveHighWatermark()
+            return
+        }
         var remaining = bytes
         if outbound.isEmpty {
             do {
@@ -195,12 +211,37 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         }
         outbound.append(remaining)
         updateInterest()
-        if isWritable && outbound.count > highWatermark {
+        noteIfAboveHighWatermark()
+    }
+
+    private func noteIfAboveHighWatermark() {
+        if isWritable && bufferedBytes > highWatermark {
             isWritable = false
             // Never told inside the write: a handler that writes on `false` would slip its bytes in between the
             // writes of a frame its caller is still making (a chunk's size line, data and CRLF).
             noteWritabilityChange(deferred: true)
         }
+    }
+
+    /// Adds `bytes` to the send that goes to the kernel with the loop's next wait, and counts them as handed over,
+    /// as a `send` that took them at once would: no send deadline, no backpressure, no `outputFlushed` for them.
+    /// Only while everything queued is handed over and unsubmitted (a submitted send's length is fixed), and up to
+    /// the high watermark a turn: past it, or behind a send in flight, bytes are buffered as they are on epoll.
+    private func handOver(_ bytes: UnsafeRawBufferPointer, _ completionReads: any CompletionReads) -> Bool {
+        guard !sendInFlight, handedBytes == outbound.count, outbound.count + bytes.count <= highWatermark else { return false }
+        outbound.append(bytes)
+        handedBytes += bytes.count
+        if !sendStaged {
+            sendStaged = true
+            completionReads.stageSend(fd: fd)
+        }
+        return true
+    }
+
+    func stagedSendDue() {
+        sendStaged = false
+        guard lifecycle != .closed else { return }
+        submitSend()
     }
 
     /// Tells the handler the writability as it is when the notice runs; flips in between collapse into none.
@@ -288,10 +329,11 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             interest.insert(.read)
         }
         if !outbound.isEmpty {
-            // With completions, what the socket would not take goes out as a submitted send (the kernel touches
-            // its bytes only inside our own io_uring_enter, so a cancelled send cannot read freed memory).
+            // With completions, what is queued goes out as a submitted send (the kernel touches its bytes only
+            // inside our own io_uring_enter, so a cancelled send cannot read freed memory); a staged one goes with
+            // the wait, taking whatever else this turn writes.
             if completionReads != nil {
-                submitSend()
+                if !sendStaged { submitSend() }
                 guard lifecycle != .closed else { return }
             } else {
                 interest.insert(.write)
@@ -325,8 +367,16 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             fail(SystemError("send", errno: -result))
             return
         }
-        outbound.consume(Int(result))
-        outputLeft(written: Int(result))
+        let sent = Int(result)
+        outbound.consume(sent)
+        bytesSent &+= UInt64(sent)
+        let handedSent = min(sent, handedBytes)
+        handedBytes -= handedSent
+        // The kernel took less than was handed over: the socket is full, and from the handler's view the rest is
+        // queued now (its send deadline and backpressure start).
+        let requeued = handedBytes > 0
+        handedBytes = 0
+        outputLeft(written: sent - handedSent, requeued: requeued)
     }
 
     // MARK: completion reads
@@ -458,13 +508,14 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             fail(error)
             return
         }
-        outputLeft(written: written)
+        bytesSent &+= UInt64(written)
+        outputLeft(written: written, requeued: false)
     }
 
-    /// `written` queued bytes have gone to the kernel (by a flush on writability, or a submitted send's completion):
-    /// close or shut down if that was all and it was asked for, keep sending the rest, tell the handler.
-    private func outputLeft(written: Int) {
-        bytesSent &+= UInt64(written)
+    /// `written` buffered bytes have gone to the kernel (by a flush on writability, or a submitted send's
+    /// completion), or handed-over bytes came back as buffered (`requeued`): close or shut down if that was all and
+    /// it was asked for, keep sending the rest, tell the handler.
+    private func outputLeft(written: Int, requeued: Bool) {
         if outbound.isEmpty {
             outbound.shrinkIfIdle(keeping: 256 * 1024)
             if lifecycle == .closingAfterFlush {
@@ -474,13 +525,13 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             if case .open(_, true) = lifecycle { Glibc.shutdown(fd, Int32(SHUT_WR)) }
         }
         updateInterest()
-        if !isWritable && outbound.count <= lowWatermark {
+        if !isWritable && bufferedBytes <= lowWatermark {
             isWritable = true
             // Outside any write of the handler's, so it may be told now (unless a notice is already queued).
             noteWritabilityChange(deferred: false)
         }
         // Last, so a handler that answers the progress (takes the next request, closes) sees a settled transport.
-        if written > 0 && lifecycle != .closed { handler.outputFlushed(remaining: outbound.count) }
+        if (written > 0 || requeued) && lifecycle != .closed { handler.outputFlushed(remaining: bufferedBytes) }
     }
 
     /// The reactor is going away: close the socket and let go of the handler (which may hold this transport, a

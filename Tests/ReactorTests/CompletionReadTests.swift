@@ -432,4 +432,144 @@ struct CompletionReadTests {
         let intact = echoed == expected
         #expect(intact, "the stream arrived changed")
     }
+
+    /// Ten writes in one turn go to the kernel as one send, submitted with the wait, and each counts as handed
+    /// over at once (nothing buffered, as a `send` that took it would leave), so the HTTP glue arms no send
+    /// deadline for them; the reader gets every piece, in order.
+    @Test func aTurnsWritesGoOutAsOneSendCountedAsHandedOver() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        let backend = try #require(reactor.completionReads as? IOUringBackend)
+        let pieces = (0..<10).map { Array("piece \($0);".utf8) }
+        var bufferedAfterWrites: [Int] = []
+        var sendsBefore: UInt64 = 0
+        let server = try listen(reactor) {
+            let writer = ClientProbe()
+            writer.onMade = { connection in
+                sendsBefore = backend.completedSends
+                for piece in pieces {
+                    connection.write(piece)
+                    bufferedAfterWrites.append(connection.bufferedBytes)
+                }
+            }
+            return writer
+        }
+        var received: [UInt8] = []
+        let expected = pieces.flatMap { $0 }
+        let reader = ClientProbe()
+        reader.onData = { connection, bytes in
+            received += bytes
+            if received.count >= expected.count { reactor.callLater(0.02) { reactor.stop() } }
+        }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: reader)
+        try runUntilStopped(reactor)
+        #expect(received == expected)
+        #expect(bufferedAfterWrites == Array(repeating: 0, count: pieces.count))
+        #expect(backend.completedSends - sendsBefore == 1, "\(backend.completedSends - sendsBefore) sends for one turn's writes")
+    }
+
+    /// A handed-over send the kernel cuts short (a peer that reads nothing, small socket buffers) turns what it
+    /// left into buffered output: the handler hears `outputFlushed` with the remainder at that very completion
+    /// (its send deadline starts there; a later send might never complete), and once the peer reads, every byte
+    /// arrives and the remainder drains to zero.
+    @Test func aSendTheKernelCutsShortIsBufferedAgain() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        let backend = try #require(reactor.completionReads as? IOUringBackend)
+        final class FlushRecorder: ConnectionHandler {
+            var connection: TCPConnection?
+            var remainders: [Int] = []
+            var bufferedAfterWrite = -1
+            /// Sends completed in the reactor when the first notice came, and before the write.
+            var sendsAtFirstNotice: UInt64 = 0
+            var sendsBefore: UInt64 = 0
+            let completedSends: () -> UInt64
+            let message: [UInt8]
+            init(message: [UInt8], completedSends: @escaping () -> UInt64) {
+                self.message = message
+                self.completedSends = completedSends
+            }
+            func connectionMade(_ connection: TCPConnection) {
+                self.connection = connection
+                var small: Int32 = 4096
+                setsockopt(connection.fd, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+                sendsBefore = completedSends()
+                connection.write(message)
+                bufferedAfterWrite = connection.bufferedBytes
+            }
+            func dataReceived(_ bytes: UnsafeRawBufferPointer) {}
+            func outputFlushed(remaining: Int) {
+                if remainders.isEmpty { sendsAtFirstNotice = completedSends() }
+                remainders.append(remaining)
+            }
+            func connectionLost(_ reason: ConnectionLossReason) {}
+        }
+        let message = Self.pattern(60 * 1024)
+        var recorder: FlushRecorder?
+        let server = try listen(reactor) {
+            let handler = FlushRecorder(message: message) { backend.completedSends }
+            recorder = handler
+            return handler
+        }
+        // A plain blocking socket with a small receive buffer, read only once the send has been cut short.
+        let peer = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(peer) }
+        var small: Int32 = 4096
+        setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        #expect(address(port: server.port).withSockAddr { connect(peer, $0, $1) } == 0)
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        func readWhenCutShort() {
+            guard let recorder, !recorder.remainders.isEmpty else {
+                reactor.callLater(0.01, readWhenCutShort)
+                return
+            }
+            let count = buffer.withUnsafeMutableBytes { recv(peer, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count > 0 { received += buffer[0..<count] }
+            if received.count >= message.count && recorder.remainders.last == 0 {
+                reactor.stop()
+            } else {
+                reactor.callLater(0.005, readWhenCutShort)
+            }
+        }
+        readWhenCutShort()
+        try runUntilStopped(reactor, limit: 30)
+        #expect(recorder?.bufferedAfterWrite == 0, "the write was not handed over: the test proves nothing")
+        let first = try #require(recorder?.remainders.first)
+        #expect(first > 0 && first < message.count, "the first notice was \(first), not a remainder")
+        #expect(recorder.map { $0.sendsAtFirstNotice - $0.sendsBefore } == 1, "not told at the send that was cut short")
+        #expect(recorder?.remainders.last == 0)
+        let intact = received == message
+        #expect(intact, "the bytes arrived changed")
+    }
+
+    /// A transport aborted in the turn it wrote, before its staged send went to the kernel: nothing is submitted
+    /// for the closed descriptor (the peer sees a reset, not the bytes), and a connection opened in the same turn
+    /// on the reused number still gets its own send.
+    @Test func anAbortBeforeTheStagedSendGoesOutSendsNothing() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        let backend = try #require(reactor.completionReads as? IOUringBackend)
+        var sendsAtAbort: UInt64 = 0
+        let server = try listen(reactor) {
+            let writer = ClientProbe()
+            writer.onMade = { connection in
+                connection.write("never sent")
+                sendsAtAbort = backend.completedSends
+                connection.abort()
+            }
+            return writer
+        }
+        var received: [UInt8] = []
+        var loss: ConnectionLossReason?
+        let reader = ClientProbe()
+        reader.onData = { _, bytes in received += bytes }
+        reader.onLost = { reason in
+            loss = reason
+            reactor.callLater(0.02) { reactor.stop() }
+        }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: reader)
+        try runUntilStopped(reactor)
+        #expect(received.isEmpty)
+        #expect(loss == .reset)
+        #expect(backend.completedSends == sendsAtAbort)
+        #expect(backend.drainingSends == 0)
+    }
 }
