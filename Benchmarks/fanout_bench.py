@@ -7,8 +7,9 @@ close without EPOLL_CTL_DEL), both printing a line per read (the C client with -
 alternating, each round starting with the next client in turn. Reports client CPU (user + system), wall and peak
 RSS, and select/poll against epoll at 1,000. `Benchmarks/raw_epoll_client.c` stays for one thing only: its poll
 mode against its own epoll mode at 1,000 (what poll(2) costs with no framework around it).
+With --reactors epoll,io_uring our client runs once per backend in each round (default: epoll alone).
 Usage: Benchmarks/fanout_bench.py [--count 10000] [--rounds 3] [--peers asyncio,uvloop,twisted]
-       [--reference ../shared/bench/epoll_client.c]
+       [--reference ../shared/bench/epoll_client.c] [--reactors epoll,io_uring] [--poetry PATH]
 """
 import argparse
 import os
@@ -51,8 +52,10 @@ def main():
     parser.add_argument("--reference", default=os.path.join(ROOT, "../shared/bench/epoll_client.c"),
                         help="the tight C client's source")
     parser.add_argument("--poetry", help="a poetry binary already built in release (default: swift build -c release)")
+    parser.add_argument("--reactors", default="epoll", help="our client's backends at 10,000, e.g. epoll,io_uring")
     opts = parser.parse_args()
     peers = [p for p in opts.peers.split(",") if p]
+    reactors = [r for r in opts.reactors.split(",") if r]
     python = python_peers_env([p for p in peers if p != "asyncio"]) if peers else None
     if peers and not python:
         sys.exit("could not install the Python peers from PyPI")
@@ -76,7 +79,8 @@ def main():
 
         for round_ in range(opts.rounds):
             # Each round starts with the next client in turn, so none always runs first (or right after the same one).
-            clients = [("poetry get --async (epoll)", ours(opts.count)), ("C epoll_client --print", [reference, "--print"] + [str(port)] * opts.count)]
+            clients = [(f"poetry get --async ({backend})", ours(opts.count, backend)) for backend in reactors]
+            clients += [("C epoll_client --print", [reference, "--print"] + [str(port)] * opts.count)]
             clients += [(f"Python {peer}", [python, peer_client, peer, str(port), str(opts.count)]) for peer in peers]
             for name, args in rotated(clients, round_):
                 cpu, rss, wall, out = timed(args)
@@ -102,22 +106,31 @@ def main():
             continue
         rows.append([name, f"{median([r[0] for r in runs]):.2f}", f"{median([r[1] for r in runs]) / 1024:.1f}", f"{median([r[2] for r in runs]):.2f}"])
     print(table(["client", "CPU s", "peak RSS MB", "wall s"], rows))
-    ours_cpu = median([r[0] for r in results["poetry get --async (epoll)"]])
-    c_cpu = median([r[0] for r in results["C epoll_client --print"]])
-    c_wall = median([r[2] for r in results["C epoll_client --print"]])
-    ours_wall = median([r[2] for r in results["poetry get --async (epoll)"]])
-    ours_rss = median([r[1] for r in results["poetry get --async (epoll)"]])
-    per_connection = (ours_rss - results["idle"][1]) * 1024 / opts.count
     def paired(a, b):
         """The median of each round's own ratio of a's CPU to b's: runs seconds apart, so the host's drift cancels."""
         return median([x[0] / y[0] for x, y in zip(results[a], results[b])])
 
+    c_cpu = median([r[0] for r in results["C epoll_client --print"]])
+    c_wall = median([r[2] for r in results["C epoll_client --print"]])
     print("\nRatios: of the medians, then [the median of each round's own ratio].")
-    print(f"client CPU, ours / C epoll_client: {ours_cpu / c_cpu:.2f}× [{paired('poetry get --async (epoll)', 'C epoll_client --print'):.2f}×]; "
-          f"wall {ours_wall / c_wall:.2f}×")
+    for backend in reactors:
+        name = f"poetry get --async ({backend})"
+        ours_cpu = median([r[0] for r in results[name]])
+        ours_wall = median([r[2] for r in results[name]])
+        ours_rss = median([r[1] for r in results[name]])
+        per_connection = (ours_rss - results["idle"][1]) * 1024 / opts.count
+        print(f"client CPU, ours ({backend}) / C epoll_client: {ours_cpu / c_cpu:.2f}× [{paired(name, 'C epoll_client --print'):.2f}×]; "
+              f"wall {ours_wall / c_wall:.2f}×; peak RSS over idle ({results['idle'][1] / 1024:.1f} MB): "
+              f"{per_connection:.0f} bytes per connection")
+    if len(reactors) > 1:
+        first = f"poetry get --async ({reactors[0]})"
+        for backend in reactors[1:]:
+            name = f"poetry get --async ({backend})"
+            print(f"client CPU, ours {backend} / ours {reactors[0]}: "
+                  f"{median([r[0] for r in results[name]]) / median([r[0] for r in results[first]]):.2f}× [{paired(name, first):.2f}×]")
+    ours_cpu = median([r[0] for r in results[f"poetry get --async ({reactors[0]})"]])
     for peer in peers:
-        print(f"client CPU, Python {peer} / ours: {median([r[0] for r in results[f'Python {peer}']]) / ours_cpu:.2f}×")
-    print(f"peak RSS over idle ({results['idle'][1] / 1024:.1f} MB): {per_connection:.0f} bytes per connection")
+        print(f"client CPU, Python {peer} / ours ({reactors[0]}): {median([r[0] for r in results[f'Python {peer}']]) / ours_cpu:.2f}×")
     epoll = median([r[0] for r in results["1,000 with epoll"]])
     for backend in ("poll", "select"):
         print(f"1,000 concurrent, {backend} / epoll CPU: {median([r[0] for r in results[f'1,000 with {backend}']]) / epoll:.2f}× "

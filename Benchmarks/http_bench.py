@@ -3,7 +3,11 @@
 SwiftNIO server (1 event-loop thread, NIOHTTP1; Benchmarks/peers/nio), a Hummingbird 2 app (1 thread;
 Benchmarks/peers/hummingbird-peer), a hand-written asyncio Protocol and Twisted web (from PyPI, in Benchmarks/.venv).
 
-wrk -t1 -c64 for keep-alive; the same with `Connection: close` for connection-per-request. Server CPU per request
+wrk -t1 -c64 for keep-alive; the same with `Connection: close` for connection-per-request; and the same keep-alive
+connections with 16 requests pipelined in each write (Benchmarks/pipeline.lua, TechEmpower's plaintext depth; wrk
+counts every response). Without pipelining wrk's one thread is the limit on this machine (it spends a core
+making the requests the servers answer), so the servers' CPU per request is the measure there; pipelined, wrk
+makes requests for a fraction of that and the server is the limit, so throughput is. Server CPU per request
 comes from /proc (user + system time of the server's processes during the run). Every server gets a second of
 warm-up load first, and each round starts with the next server in turn. Prints medians, the ratios of the
 medians and the median of each round's own ratio (its two runs seconds apart, so host drift cancels).
@@ -53,10 +57,17 @@ PIN_SERVER = []
 PIN_LOAD = []
 
 
-def run_wrk(port, duration, close, threads=1):
+PIPELINE_SCRIPT = os.path.join(ROOT, "Benchmarks/pipeline.lua")
+KINDS = (("keep", "keep-alive"), ("close", "Connection: close"), ("pipelined", "pipelined ×16"))
+
+
+def run_wrk(port, duration, kind, threads=1):
     args = PIN_LOAD + ["wrk", f"-t{threads}", f"-c{64 * threads}", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/healthz"]
-    if close:
+    if kind == "close":
         args[len(PIN_LOAD) + 1:len(PIN_LOAD) + 1] = ["-H", "Connection: close"]
+    elif kind == "pipelined":
+        args[len(PIN_LOAD) + 1:len(PIN_LOAD) + 1] = ["-s", PIPELINE_SCRIPT]
+        args += ["--", "16"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
@@ -149,25 +160,25 @@ def main():
             start("Twisted web", [python, os.path.join(peers_dir, "twisted_server.py"), "{port}"])
         else:
             print("Twisted could not be installed from PyPI; left out", file=sys.stderr)
-    results = {name: {"keep": [], "close": []} for name in servers}
+    results = {name: {kind: [] for kind, _ in KINDS} for name in servers}
     try:
         for port, _ in servers.values():
             wait_for_port(port)
         # A second of load each before anything is measured, so no server's first round pays for its warm-up.
         for name, (port, _) in servers.items():
-            run_wrk(port, 1, False, level[name])
+            run_wrk(port, 1, "keep", level[name])
         names = list(servers)
         for round_ in range(opts.rounds):
             # Each round starts with the next server, so none always runs first (or right after the same peer).
             order = names[round_ % len(names):] + names[:round_ % len(names)]
-            for close in (False, True):
+            for kind, label in KINDS:
                 for name in order:
                     port, pids = servers[name]
                     before = cpu_seconds(pids())
-                    rps, requests, p99, errors = run_wrk(port, opts.duration, close, level[name])
+                    rps, requests, p99, errors = run_wrk(port, opts.duration, kind, level[name])
                     cpu = cpu_seconds(pids()) - before
-                    results[name]["close" if close else "keep"].append((rps, cpu / requests * 1e6, p99, errors))
-                    print(f"round {round_ + 1} {'close' if close else 'keep-alive'} {name}: {rps:.0f} req/s, "
+                    results[name][kind].append((rps, cpu / requests * 1e6, p99, errors))
+                    print(f"round {round_ + 1} {label} {name}: {rps:.0f} req/s, "
                           f"{cpu / requests * 1e6:.1f} µs CPU/req, p99 {p99:.2f} ms, non-2xx {errors}", flush=True)
     finally:
         for process in processes:
@@ -179,9 +190,9 @@ def main():
     print(f"\nMachine: {machine()}. wrk -tN -c64N -d{opts.duration}s (N = the server's threads), {opts.rounds} rounds, medians.\n")
     rows = []
     for name, r in results.items():
-        for kind in ("keep", "close"):
+        for kind, label in KINDS:
             runs = r[kind]
-            rows.append([name, "keep-alive" if kind == "keep" else "Connection: close",
+            rows.append([name, label,
                          f"{median([x[0] for x in runs]):.0f}", f"{median([x[1] for x in runs]):.1f}",
                          f"{median([x[2] for x in runs]):.2f}"])
     print(table(["server", "requests", "req/s", "CPU µs/req", "p99 ms"], rows))
@@ -193,7 +204,7 @@ def main():
         for peer, theirs in results.items():
             if peer == name or level[peer] != level[name] or (peer in gateways and gateways.index(peer) > position):
                 continue
-            for kind, label in (("keep", "keep-alive"), ("close", "Connection: close")):
+            for kind, label in KINDS:
                 parts = []
                 for field, what in ((0, "throughput"), (1, "CPU per request"), (2, "p99")):
                     of_medians = median([x[field] for x in ours[kind]]) / median([x[field] for x in theirs[kind]])

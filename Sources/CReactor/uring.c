@@ -18,6 +18,16 @@ _Static_assert(CREACTOR_CQE_F_BUF_MORE == IORING_CQE_F_BUF_MORE, "IORING_CQE_F_B
 #endif
 // Incremental buffer consumption (6.12), by value: the headers of older systems lack it.
 enum { CREACTOR_PBUF_RING_INC = 2 };
+// IORING_REGISTER_PBUF_RING's argument, declared here: its flags field is `pad` in the headers before 6.4 and
+// `flags` after, so neither name compiles everywhere. The layout is the kernel's ABI.
+struct creactor_buf_reg {
+    uint64_t ring_addr;
+    uint32_t ring_entries;
+    uint16_t bgid;
+    uint16_t flags;
+    uint64_t resv[3];
+};
+_Static_assert(sizeof(struct creactor_buf_reg) == sizeof(struct io_uring_buf_reg), "io_uring_buf_reg");
 
 static int uring_register(int fd, unsigned opcode, void *arg, unsigned count) {
     return (int)syscall(__NR_io_uring_register, fd, opcode, arg, count);
@@ -136,7 +146,8 @@ int creactor_uring_poll_remove(struct creactor_uring *ring, uint64_t target, uin
 int creactor_uring_recv_multishot(struct creactor_uring *ring, int fd, uint16_t group, uint64_t user_data) {
     struct io_uring_sqe *sqe = next_sqe(ring);
     if (!sqe) return -EBUSY;
-    // Length 0 and buffer select: each completion takes one buffer of the group's ring.
+    // Length 0 and buffer select: each completion takes a buffer of the group's ring (or, consumed incrementally,
+    // the next piece of one).
     sqe->opcode = IORING_OP_RECV;
     sqe->fd = fd;
     sqe->flags = IOSQE_BUFFER_SELECT;
@@ -158,14 +169,17 @@ int creactor_uring_accept_multishot(struct creactor_uring *ring, int fd, int fla
     return 0;
 }
 
-int creactor_uring_send(struct creactor_uring *ring, int fd, const void *bytes, unsigned length, uint64_t user_data) {
+int creactor_uring_send(struct creactor_uring *ring, int fd, const void *bytes, unsigned length, int wait_for_room,
+                        uint64_t user_data) {
     struct io_uring_sqe *sqe = next_sqe(ring);
     if (!sqe) return -EBUSY;
     sqe->opcode = IORING_OP_SEND;
     sqe->fd = fd;
     sqe->addr = (uint64_t)(uintptr_t)bytes;
     sqe->len = length;
-    sqe->msg_flags = MSG_NOSIGNAL;
+    // Without MSG_DONTWAIT a send the socket has no room for waits inside the kernel until it has; with it, it
+    // completes at once with -EAGAIN.
+    sqe->msg_flags = MSG_NOSIGNAL | (wait_for_room ? 0 : MSG_DONTWAIT);
     sqe->user_data = user_data;
     return 0;
 }
@@ -187,12 +201,12 @@ int creactor_uring_cancel(struct creactor_uring *ring, uint64_t target, uint64_t
 // of sockets each receive a hundred bytes runs the ring dry after `entries` of them, and every other receive ends
 // and must be started again.
 static int register_buffers(struct creactor_uring *ring, void *slots, unsigned entries, uint16_t group, uint16_t flags) {
-    struct io_uring_buf_reg reg;
+    struct creactor_buf_reg reg;
     memset(&reg, 0, sizeof(reg));
     reg.ring_addr = (uint64_t)(uintptr_t)slots;
     reg.ring_entries = entries;
     reg.bgid = group;
-    reg.pad = flags;  // `flags` in newer headers
+    reg.flags = flags;
     return uring_register(ring->fd, IORING_REGISTER_PBUF_RING, &reg, 1) < 0 ? -errno : 0;
 }
 
@@ -260,6 +274,9 @@ void *creactor_uring_buffer_take(struct creactor_uring_buffers *buffers, uint16_
     if (!buffers->incremental) return start;
     // The kernel advanced the slot's address by each earlier receive's length; this follows it in step.
     uint32_t offset = buffers->consumed[id];
+    // Past the buffer's end only if this count and the kernel's had parted: a neighbour's bytes would be handed
+    // over as this receive's, so stop here instead.
+    if (length > buffers->buffer_size - offset) __builtin_trap();
     buffers->consumed[id] = offset + length;
     return start + offset;
 }

@@ -227,10 +227,12 @@ public struct HTTPConnectionStateMachine {
         noteOutput(buffered, now: now)
     }
 
-    /// The transport sent some of its queued output; `remaining` are still queued.
+    /// The transport sent some of its queued output; `remaining` are still queued (more than before, when output
+    /// it had counted as sent came back: then the high mark applies as for a write).
     public mutating func outputFlushed(remaining: Int, now: UInt64) {
         outputBuffered = remaining
         outputProgressAt = remaining == 0 ? 0 : now
+        if remaining > config.highWatermark { outputHigh = true }
         if outputHigh && remaining <= config.lowWatermark {
             outputHigh = false
             if state == .writing { resumeRequests(now: now) }

@@ -242,8 +242,8 @@ final class HTTPServerConnection: ConnectionHandler {
     func write(_ bytes: UnsafeRawBufferPointer) {
         guard let transport else { return }
         transport.write(bytes)
-        // What the socket would not take starts (or feeds) the send deadline and the backpressure marks; a write
-        // from outside the machine's loop (a stream's event) arms the timer and pauses reading itself.
+        // What the transport could not hand to the kernel starts (or feeds) the send deadline and the backpressure
+        // marks; a write from outside the machine's loop (a stream's event) arms the timer and pauses reading itself.
         let buffered = transport.bufferedBytes
         guard buffered > 0 else { return }
         machine.outputQueued(buffered, now: reactor.wokeAt)

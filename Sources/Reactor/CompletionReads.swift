@@ -1,5 +1,5 @@
 /// A backend that can receive on a socket by completions (io_uring's multishot receive into provided buffers), and
-/// send what a socket would not take at once by completions too: the capability a transport asks its reactor for,
+/// send by completions too (a turn's writes as one send, submitted with the wait): the capability a transport asks its reactor for,
 /// to read and write without readiness events. Backends without it (select, poll, epoll) are not touched by it.
 protocol CompletionReads: AnyObject {
     /// From now until `remove(fd:)`, `fd`'s receives go to `receiver` (held strongly until then). `accepting`: `fd`
@@ -14,9 +14,14 @@ protocol CompletionReads: AnyObject {
     /// Calls the receiver's `stagedSendDue` once just before the next wait, however often asked before it: a
     /// turn's writes on `fd` go to the kernel as one send, in the same `io_uring_enter` as the wait.
     func stageSend(fd: Int32)
+    /// Lets the receivers that staged a send submit it; the loop calls it before it works out how long to wait (a
+    /// submission that fails queues a call for the next turn), and the wait calls it again for anything left.
+    func submitStagedSends()
     /// Submits one send of `bytes` on `fd` with the next wait; the bytes must stay put until `sendCompleted`
     /// (or, after `remove(fd:)`, until the receiver is let go of: the backend holds it until the send has ended).
-    func send(fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(ReactorError)
+    /// `waitForRoom`: false completes with -EAGAIN when the socket has no room at all (rather than waiting in the
+    /// kernel, where a peer that never reads would keep it for good).
+    func send(fd: Int32, _ bytes: UnsafeRawBufferPointer, waitForRoom: Bool) throws(ReactorError)
     /// Hands the receive and send completions of the last wait to their receivers, in order, and gives each
     /// receive buffer back to the kernel after its call; completions for an ended registration only give their
     /// buffer back. Returns how many were delivered.

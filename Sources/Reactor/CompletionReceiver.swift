@@ -10,9 +10,13 @@ protocol CompletionReceiver: AnyObject {
     func sendCompleted(_ result: Int32)
     /// The wait asked for with `CompletionReads.stageSend` is about to begin: submit what was written meanwhile.
     func stagedSendDue()
+    /// A completion for this receiver is a few places ahead in the batch being dispatched: start loading what it
+    /// will touch (its handler), so the call does not stall on memory (a fan-out's batch has thousands).
+    func prefetchForCompletion()
 }
 
 extension CompletionReceiver {
     /// A receiver that never stages a send (a listener) has nothing to submit.
     func stagedSendDue() {}
+    func prefetchForCompletion() {}
 }

@@ -3,21 +3,25 @@ import Glibc
 #endif
 import CReactor
 
-/// io_uring, two ways at once. Readiness, for what is not a socket transport (wake-ups, signal pipes, listeners,
-/// connects, and a socket's writes that would block): each watched descriptor has one one-shot
+/// io_uring, two ways at once. Readiness, for what is not a socket transport (wake-ups, signal pipes, connects):
+/// each watched descriptor has one one-shot
 /// `IORING_OP_POLL_ADD` in flight; its completion is the ready event, and the poll is re-armed before the next
 /// wait, so a descriptor still ready completes again at once (level-triggered, as the loop expects).
 /// Completions, for a TCP transport's receives (`CompletionReads`): one multishot `IORING_OP_RECV` per socket
-/// takes buffers from a provided-buffer ring, so bytes arrive with the event and need no `recv` call; and for what
-/// a socket would not take at once, an `IORING_OP_SEND` instead of waiting for POLLOUT. Every arm,
+/// takes buffers from a provided-buffer ring (a piece at a time where the kernel consumes them incrementally), so
+/// bytes arrive with the event and need no `recv` call; a transport's writes of a turn go out as one
+/// `IORING_OP_SEND` (staged, then submitted just before the wait); listeners accept by multishot. Every arm,
 /// re-arm, start, stop and removal made during a turn goes to the kernel in the same `io_uring_enter` as the wait.
 ///
 /// A request's user data is the descriptor, a generation and its kind: a completion for an older registration
-/// (removed, changed, or closed and reused) is dropped (a receive's buffer still goes back to the ring). Unlike
+/// (removed, changed, or closed and reused) is dropped (a receive's buffer is still accounted for). Unlike
 /// epoll, a request holds its file, so a descriptor must be removed before it is closed (`removeClosing`
 /// removes).
+// @exclusivity(unchecked) marks state confined to the loop thread whose accesses never overlap (the ring is passed
+// to one C call at a time; the lists are appended to or swapped, with no call back into this class inside the
+// access): each checked access costs about forty instructions, several a request (callgrind, BENCHMARKS.md).
 final class IOUringBackend: PollerBackend, CompletionReads {
-    private var ring = creactor_uring()
+    @exclusivity(unchecked) private var ring = creactor_uring()
     /// Allocated once, so the hot path passes a pointer rather than an inout access to a stored property.
     private let buffers: UnsafeMutablePointer<creactor_uring_buffers>
     private static let bufferGroup: UInt16 = 0
@@ -30,6 +34,8 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         var armed = false
         /// Takes the receives, while this registration receives by completions.
         var receiver: (any CompletionReceiver)?
+        /// Where that receiver's object lies, for prefetching without touching its reference count.
+        var receiverAddress: UnsafeRawPointer?
         var receiveGeneration: UInt32 = 0
         /// A multishot receive for this generation is in flight (until its completion without `more`).
         var receiving = false
@@ -44,11 +50,11 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     }
     @exclusivity(unchecked) private var slots: [Slot] = []
     /// Descriptors whose poll completed in the last wait: re-armed before the next one if still wanted.
-    private var completed: [Int32] = []
+    @exclusivity(unchecked) private var completed: [Int32] = []
     /// Descriptors whose receivers submit their sends just before the next wait, and the list being worked through
     /// (two, swapped, so a turn allocates nothing).
-    private var stagedSends: [Int32] = []
-    private var dueSends: [Int32] = []
+    @exclusivity(unchecked) private var stagedSends: [Int32] = []
+    @exclusivity(unchecked) private var dueSends: [Int32] = []
 
     /// A receive or send completion collected by `wait`, delivered by `dispatchCompletions` once the loop has its
     /// wake time.
@@ -64,6 +70,8 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     /// Receivers whose registration ended with a send in flight, by the send's user data: held until the send's
     /// completion, because the bytes it reads belong to them.
     private var draining: [UInt64: any CompletionReceiver] = [:]
+    /// Whether the kernel consumes the receive buffers incrementally (6.12), many small receives to a buffer.
+    var consumesBuffersIncrementally: Bool { buffers.pointee.incremental != 0 }
     /// Completions collected by the last wait and not yet dispatched (for tests).
     var collectedCompletions: Int { completions.count }
     /// How often a receive ended because the buffer ring had run dry (ENOBUFS) and had to start again.
@@ -195,6 +203,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             slots[index].sendStaged = false
             slots[index].receiveGeneration = Self.nextGeneration(slots[index].receiveGeneration)
             slots[index].receiver = nil
+            slots[index].receiverAddress = nil
             slots[index].receiving = false
             slots[index].stopping = false
         }
@@ -235,6 +244,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     func attachReceiver(fd: Int32, _ receiver: any CompletionReceiver, accepting: Bool) {
         let index = slotIndex(fd)
         slots[index].receiver = receiver
+        slots[index].receiverAddress = UnsafeRawPointer(Unmanaged.passUnretained(receiver as AnyObject).toOpaque())
         slots[index].accepts = accepting
     }
 
@@ -274,7 +284,8 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     }
 
     /// Lets every receiver that staged a send submit it now, before the wait that takes it to the kernel.
-    private func submitStagedSends() {
+    func submitStagedSends() {
+        guard !stagedSends.isEmpty else { return }
         swap(&stagedSends, &dueSends)
         for fd in dueSends {
             let index = Int(fd)
@@ -286,11 +297,11 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         dueSends.removeAll(keepingCapacity: true)
     }
 
-    func send(fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(ReactorError) {
+    func send(fd: Int32, _ bytes: UnsafeRawBufferPointer, waitForRoom: Bool) throws(ReactorError) {
         let index = Int(fd)
         precondition(slots[index].receiver != nil && !slots[index].sending, "one send at a time, by a receiver")
         let data = Self.sendUserData(fd: fd, generation: slots[index].receiveGeneration)
-        try queue { creactor_uring_send(&ring, fd, bytes.baseAddress, UInt32(clamping: bytes.count), data) }
+        try queue { creactor_uring_send(&ring, fd, bytes.baseAddress, UInt32(clamping: bytes.count), waitForRoom ? 1 : 0, data) }
         slots[index].sending = true
     }
 
@@ -299,6 +310,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         guard count > 0 else { return 0 }
         var delivered = 0
         for position in 0..<count {
+            prefetch(ahead: position, of: count)
             let completion = completions[position]
             let index = Int(completion.fd)
             if completion.isSend {
@@ -356,10 +368,32 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         return delivered
     }
 
+    /// How far ahead of the completion being dispatched its successors' memory starts loading: their slots, then
+    /// their receivers (a transport is four cache lines), then what each receiver will touch. In a fan-out's
+    /// batch every one of those is a cache miss otherwise, one after another.
+    private static let slotLookahead = 12
+    private static let receiverLookahead = 8
+    private static let handlerLookahead = 4
+
+    private func prefetch(ahead position: Int, of count: Int) {
+        if position + Self.slotLookahead < count {
+            let fd = Int(completions[position + Self.slotLookahead].fd)
+            slots.withUnsafeBufferPointer { creactor_prefetch($0.baseAddress! + fd, 1) }
+        }
+        if position + Self.receiverLookahead < count {
+            let fd = Int(completions[position + Self.receiverLookahead].fd)
+            if let address = slots[fd].receiverAddress { creactor_prefetch(address, 4) }
+        }
+        if position + Self.handlerLookahead < count {
+            let fd = Int(completions[position + Self.handlerLookahead].fd)
+            slots[fd].receiver?.prefetchForCompletion()
+        }
+    }
+
     // MARK: waiting
 
     func wait(timeoutMilliseconds: Int32, into events: inout [ReadyEvent]) throws(ReactorError) {
-        if !stagedSends.isEmpty { submitStagedSends() }
+        submitStagedSends()
         for fd in completed { try arm(fd) }
         completed.removeAll(keepingCapacity: true)
         let result = creactor_uring_enter(&ring, timeoutMilliseconds)

@@ -310,6 +310,7 @@ public final class Reactor: @unchecked Sendable {
         runDueTimers(now: start)
         runSoonCalls()
         beforeWait?()
+        completionReads?.submitStagedSends()
 
         let timeout = clock == nil ? waitTimeout(now: readClock()) : 0
         let beforeWait = readClock()

@@ -25,18 +25,19 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
     private let completionReads: (any CompletionReads)?
     /// What completed while reading was paused (receives already made cannot be taken back): the bytes, and the
     /// end that came after them (0: the peer's FIN, or -errno), delivered in order once reading resumes.
-    private var heldBytes: [UInt8] = []
-    private var heldEnd: Int32?
+    /// Unchecked: appended to and read, with nothing inside an access that could touch them again.
+    @exclusivity(unchecked) private var heldBytes: [UInt8] = []
+    @exclusivity(unchecked) private var heldEnd: Int32?
     /// Delivery of the held input on a later turn, never inside the handler's own `resumeReading`.
     private lazy var heldDelivery = NextTurnCall(reactor: reactor) { [weak self] in self?.deliverHeld() }
     /// A submitted send is reading the head of `outbound`, which stays pinned until it completes.
-    private var sendInFlight = false
+    @exclusivity(unchecked) private var sendInFlight = false
     /// With completions: the head of `outbound` that counts as handed to the kernel, as a `send` that took it at
     /// once would have (written into a turn's send, not yet completed); the handler sees only the rest as buffered.
     /// If the kernel takes less, what it left counts as buffered again (the peer is not reading).
-    private var handedBytes = 0
+    @exclusivity(unchecked) private var handedBytes = 0
     /// The backend will call `stagedSendDue` before its next wait.
-    private var sendStaged = false
+    @exclusivity(unchecked) private var sendStaged = false
 
     /// Above this many buffered bytes the handler is told to stop producing. (Both marks are read on every write.)
     @exclusivity(unchecked) public var highWatermark = 64 * 1024
@@ -238,6 +239,10 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         return true
     }
 
+    func prefetchForCompletion() {
+        creactor_prefetch(UnsafeRawPointer(Unmanaged.passUnretained(handler as AnyObject).toOpaque()), 2)
+    }
+
     func stagedSendDue() {
         sendStaged = false
         guard lifecycle != .closed else { return }
@@ -350,7 +355,10 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         let piece = outbound.firstContiguous
         guard piece.count > 0 else { return }
         do throws(ReactorError) {
-            try completionReads.send(fd: fd, piece)
+            // A send carrying handed-over bytes must not wait in the kernel for room: they count as sent, so
+            // nothing here would notice a peer that never makes any. Without room it completes with -EAGAIN and
+            // they are buffered again; a send of buffered bytes waits, its deadline already running.
+            try completionReads.send(fd: fd, piece, waitForRoom: handedBytes == 0)
         } catch {
             failSubmission(error)
             return
@@ -363,11 +371,12 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         sendInFlight = false
         outbound.unpin()
         guard lifecycle != .closed else { return }
-        guard result >= 0 else {
+        guard result >= 0 || result == -EAGAIN else {
             fail(SystemError("send", errno: -result))
             return
         }
-        let sent = Int(result)
+        // -EAGAIN: a send that was not to wait found no room at all.
+        let sent = max(Int(result), 0)
         outbound.consume(sent)
         bytesSent &+= UInt64(sent)
         let handedSent = min(sent, handedBytes)
@@ -376,6 +385,7 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         // queued now (its send deadline and backpressure start).
         let requeued = handedBytes > 0
         handedBytes = 0
+        if requeued { noteIfAboveHighWatermark() }
         outputLeft(written: sent - handedSent, requeued: requeued)
     }
 
@@ -524,7 +534,13 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             }
             if case .open(_, true) = lifecycle { Glibc.shutdown(fd, Int32(SHUT_WR)) }
         }
-        updateInterest()
+        if completionReads != nil {
+            // Receiving does not depend on output: only the rest, if any, has to go out.
+            if !outbound.isEmpty && !sendStaged { submitSend() }
+            guard lifecycle != .closed else { return }
+        } else {
+            updateInterest()
+        }
         if !isWritable && bufferedBytes <= lowWatermark {
             isWritable = true
             // Outside any write of the handler's, so it may be told now (unless a notice is already queued).

@@ -9,6 +9,11 @@ import Testing
 /// and connections the kernel accepted while the listener was not taking them.
 @Suite("io_uring completions: receives, sends, accepts")
 struct CompletionReadTests {
+    /// Whether this kernel consumes provided buffers incrementally.
+    static var incrementalBuffers: Bool {
+        (try? IOUringBackend(receiveBuffers: ReceiveBufferRing(count: 1, size: 64)))?.consumesBuffersIncrementally ?? false
+    }
+
     /// Opens `count` blocking connections to `port` (the kernel completes them from the backlog, before any
     /// accept); the caller closes them.
     static func connectClients(_ count: Int, port: UInt16) -> [Int32] {
@@ -359,7 +364,8 @@ struct CompletionReadTests {
     /// consumption packs them into the same buffer, so none of the receives ends for want of one (with whole
     /// buffers, all but two would end with ENOBUFS and have to start again: the fan-out's 200,000 restarts at
     /// 10,000 poems), and each receiver gets its own bytes, not a neighbour's from the shared buffer.
-    @Test func manySmallReceivesShareOneBuffer() throws {
+    @Test(.enabled(if: CompletionReadTests.incrementalBuffers, "the kernel consumes whole buffers (before 6.12)"))
+    func manySmallReceivesShareOneBuffer() throws {
         let backend = try IOUringBackend(receiveBuffers: ReceiveBufferRing(count: 2, size: 16 * 1024))
         final class Recorder: CompletionReceiver {
             var bytes: [UInt8] = []
@@ -542,8 +548,7 @@ struct CompletionReadTests {
     }
 
     /// A transport aborted in the turn it wrote, before its staged send went to the kernel: nothing is submitted
-    /// for the closed descriptor (the peer sees a reset, not the bytes), and a connection opened in the same turn
-    /// on the reused number still gets its own send.
+    /// for the closed descriptor, and the peer sees a reset, not the bytes.
     @Test func anAbortBeforeTheStagedSendGoesOutSendsNothing() throws {
         let reactor = try Reactor(backend: .ioUring)
         let backend = try #require(reactor.completionReads as? IOUringBackend)
@@ -571,5 +576,46 @@ struct CompletionReadTests {
         #expect(loss == .reset)
         #expect(backend.completedSends == sendsAtAbort)
         #expect(backend.drainingSends == 0)
+    }
+
+    /// A write handed over when the socket has no room at all (a peer that reads nothing has filled it) must not
+    /// wait in the kernel: its bytes count as sent, so a send parked there would leave the connection with no
+    /// deadline for good (an HTTP connection closing after it would never close). It comes back at once, and the
+    /// handler hears that the bytes are queued.
+    @Test func aHandedOverWriteIntoAFullSocketComesBackAsQueued() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        final class Recorder: ConnectionHandler {
+            var connection: TCPConnection?
+            var remainders: [Int] = []
+            var bufferedAfterWrite = -1
+            let onNotice: () -> Void
+            init(onNotice: @escaping () -> Void) { self.onNotice = onNotice }
+            func connectionMade(_ connection: TCPConnection) {
+                self.connection = connection
+                // Fill the socket behind the transport's back until the kernel takes nothing more.
+                let chunk = [UInt8](repeating: 7, count: 65536)
+                while send(connection.fd, chunk, chunk.count, Int32(MSG_DONTWAIT)) > 0 {}
+                connection.write(Array("one more line\n".utf8))
+                bufferedAfterWrite = connection.bufferedBytes
+            }
+            func dataReceived(_ bytes: UnsafeRawBufferPointer) {}
+            func outputFlushed(remaining: Int) {
+                remainders.append(remaining)
+                onNotice()
+            }
+            func connectionLost(_ reason: ConnectionLossReason) {}
+        }
+        var recorder: Recorder?
+        let server = try listen(reactor) {
+            let handler = Recorder { reactor.stop() }
+            recorder = handler
+            return handler
+        }
+        let peer = CompletionReadTests.connectClients(1, port: server.port)
+        defer { peer.forEach { close($0) } }
+        try runUntilStopped(reactor, limit: 10)
+        #expect(recorder?.bufferedAfterWrite == 0, "the write was not handed over: the test proves nothing")
+        #expect(recorder?.remainders.first == 14)
+        #expect(recorder?.connection?.bufferedBytes == 14)
     }
 }

@@ -55,7 +55,9 @@ int creactor_uring_recv_multishot(struct creactor_uring *ring, int fd, uint16_t 
 /// Queue a multishot accept on the listening `fd`, accepted descriptors made with `flags` (SOCK_NONBLOCK...).
 int creactor_uring_accept_multishot(struct creactor_uring *ring, int fd, int flags, uint64_t user_data);
 /// Queue a send of `length` bytes at `bytes` (which must stay put until its completion); -EBUSY when full.
-int creactor_uring_send(struct creactor_uring *ring, int fd, const void *bytes, unsigned length, uint64_t user_data);
+/// `wait_for_room`: 0 completes with -EAGAIN if the socket has none (MSG_DONTWAIT), else the kernel waits for it.
+int creactor_uring_send(struct creactor_uring *ring, int fd, const void *bytes, unsigned length, int wait_for_room,
+                        uint64_t user_data);
 /// Queue the cancellation of the request whose user data is `target`; its own completion carries `user_data`.
 int creactor_uring_cancel(struct creactor_uring *ring, uint64_t target, uint64_t user_data);
 
@@ -94,12 +96,17 @@ void creactor_uring_buffers_exit(struct creactor_uring *ring, struct creactor_ur
 /// Where the `length` bytes of a receive completed into buffer `id` are: its start, or with incremental
 /// consumption, after what earlier receives took from it (which this call then counts).
 void *creactor_uring_buffer_take(struct creactor_uring_buffers *buffers, uint16_t id, uint32_t length);
-/// Whether a completion with `flags` and `result` leaves buffer `id` to be given back: whole buffers always; an
+/// Whether a completion with `flags` and `result` leaves its buffer to be given back: whole buffers always; an
 /// incremental one only when a receive of bytes used its end (never on an empty completion: some kernels report
 /// those without IORING_CQE_F_BUF_MORE while the buffer is still theirs).
 int creactor_uring_buffer_finished(struct creactor_uring_buffers *buffers, int32_t result, uint32_t flags);
 /// Gives buffer `id` back to the kernel, once its bytes have been used.
 void creactor_uring_buffer_return(struct creactor_uring_buffers *buffers, uint16_t id);
+
+/// Asks the CPU to start loading the cache lines at `address` (`lines` of 64 bytes), for an object about to be used.
+static inline void creactor_prefetch(const void *address, int lines) {
+    for (int line = 0; line < lines; line++) __builtin_prefetch((const char *)address + 64 * line);
+}
 
 static const int CREACTOR_MSG_NOSIGNAL = 0x4000;
 static const int CREACTOR_SOCK_NONBLOCK = 04000;
