@@ -309,8 +309,10 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         let count = completions.count
         guard count > 0 else { return 0 }
         var delivered = 0
+        // A small batch's objects are still in cache from the turn before: prefetching would only cost.
+        let prefetching = count >= Self.prefetchBatch
         for position in 0..<count {
-            prefetch(ahead: position, of: count)
+            if prefetching { prefetch(ahead: position, of: count) }
             let completion = completions[position]
             let index = Int(completion.fd)
             if completion.isSend {
@@ -374,6 +376,8 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     private static let slotLookahead = 12
     private static let receiverLookahead = 8
     private static let handlerLookahead = 4
+    /// Batches from this size on are prefetched (a keep-alive server's turn has a few dozen completions at most).
+    private static let prefetchBatch = 256
 
     private func prefetch(ahead position: Int, of count: Int) {
         if position + Self.slotLookahead < count {
