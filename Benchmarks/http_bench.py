@@ -14,8 +14,11 @@ medians and the median of each round's own ratio (its two runs seconds apart, so
 With --threads 1,2 it also runs the gateway with `--threads 2` against nginx with 2 workers (`reuseport`: a
 listener per worker, as the gateway has one per thread; wrk -t2 -c128), in the same rounds; the single-threaded
 peers run at N = 1 only.
+With --cpu-quota F every server runs in one cgroup limited to F of a core (CFS quota, 10 ms period; root only): each
+then has the same CPU budget while wrk has a core of its own, so keep-alive throughput measures the servers rather
+than wrk, without pipelining.
 Usage: Benchmarks/http_bench.py [--duration 10] [--rounds 3] [--peers nginx,nio,hummingbird,asyncio,twisted] [--pin]
-                                [--threads 1,2] [--reactors epoll,io_uring] [--binary PATH]
+                                [--threads 1,2] [--reactors epoll,io_uring] [--binary PATH] [--cpu-quota 0.5]
 --reactors runs one gateway per reactor backend (each compared with every other server at its N); --binary uses a
 poetry binary already built (say with its own --scratch-path) instead of building .build/release.
 """
@@ -77,6 +80,33 @@ def run_wrk(port, duration, kind, threads=1):
     return rps, requests, float(p99.group(1)) * scale, int(errors.group(1)) if errors else 0
 
 
+def limited_cpu_group(fraction):
+    """A cgroup whose processes share `fraction` of one core, in 10 ms periods (so a throttled server waits at most
+    a few milliseconds): cgroup v2's cpu.max, or v1's cpu controller. Returns its cgroup.procs path."""
+    period = 10000
+    quota = int(period * fraction)
+    for root, v2 in (("/sys/fs/cgroup", True), ("/sys/fs/cgroup/cpu", False)):
+        if v2 and not os.path.exists(f"{root}/cpu.max") and not os.path.exists(f"{root}/cgroup.controllers"):
+            continue
+        if not v2 and not os.path.exists(f"{root}/cpu.cfs_quota_us"):
+            continue
+        group = f"{root}/poetry_http_bench"
+        try:
+            os.makedirs(group, exist_ok=True)
+            if v2:
+                with open(f"{group}/cpu.max", "w") as f:
+                    f.write(f"{quota} {period}")
+            else:
+                with open(f"{group}/cpu.cfs_period_us", "w") as f:
+                    f.write(str(period))
+                with open(f"{group}/cpu.cfs_quota_us", "w") as f:
+                    f.write(str(quota))
+            return f"{group}/cgroup.procs"
+        except OSError:
+            continue
+    sys.exit("--cpu-quota needs a writable cgroup cpu controller (run as root)")
+
+
 def gateway_name(threads, reactor=None):
     name = "poetry-gateway" if reactor is None else f"poetry-gateway ({reactor})"
     return name if threads == 1 else f"{name} {threads} threads"
@@ -88,6 +118,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--peers", default="nginx,nio,hummingbird,asyncio,twisted")
     parser.add_argument("--pin", action="store_true", help="servers on CPU 1, wrk on CPU 0 (taskset)")
+    parser.add_argument("--cpu-quota", type=float, help="every server limited to this fraction of a core (cgroup)")
     parser.add_argument("--threads", default="1", help="reactor threads / nginx workers to compare at, e.g. 1,2")
     parser.add_argument("--reactors", default="epoll", help="the gateway's backends, one gateway each: epoll,io_uring")
     parser.add_argument("--binary", help="a poetry binary already built, instead of building .build/release")
@@ -164,6 +195,12 @@ def main():
     try:
         for port, _ in servers.values():
             wait_for_port(port)
+        if opts.cpu_quota:
+            procs = limited_cpu_group(opts.cpu_quota)
+            for name, (_, pids) in servers.items():
+                for pid in pids():
+                    with open(procs, "w") as f:
+                        f.write(str(pid))
         # A second of load each before anything is measured, so no server's first round pays for its warm-up.
         for name, (port, _) in servers.items():
             run_wrk(port, 1, "keep", level[name])
@@ -187,7 +224,8 @@ def main():
             process.wait()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nMachine: {machine()}. wrk -tN -c64N -d{opts.duration}s (N = the server's threads), {opts.rounds} rounds, medians.\n")
+    quota = f", every server limited to {opts.cpu_quota} of a core" if opts.cpu_quota else ""
+    print(f"\nMachine: {machine()}. wrk -tN -c64N -d{opts.duration}s (N = the server's threads), {opts.rounds} rounds, medians{quota}.\n")
     rows = []
     for name, r in results.items():
         for kind, label in KINDS:

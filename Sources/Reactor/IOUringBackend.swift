@@ -70,6 +70,8 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     /// Receivers whose registration ended with a send in flight, by the send's user data: held until the send's
     /// completion, because the bytes it reads belong to them.
     private var draining: [UInt64: any CompletionReceiver] = [:]
+    /// Receivers attached now.
+    @exclusivity(unchecked) private var receivers = 0
     /// Whether the kernel consumes the receive buffers incrementally (6.12), many small receives to a buffer.
     var consumesBuffersIncrementally: Bool { buffers.pointee.incremental != 0 }
     /// Completions collected by the last wait and not yet dispatched (for tests).
@@ -204,6 +206,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             slots[index].receiveGeneration = Self.nextGeneration(slots[index].receiveGeneration)
             slots[index].receiver = nil
             slots[index].receiverAddress = nil
+            receivers -= 1
             slots[index].receiving = false
             slots[index].stopping = false
         }
@@ -243,6 +246,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
 
     func attachReceiver(fd: Int32, _ receiver: any CompletionReceiver, accepting: Bool) {
         let index = slotIndex(fd)
+        if slots[index].receiver == nil { receivers += 1 }
         slots[index].receiver = receiver
         slots[index].receiverAddress = UnsafeRawPointer(Unmanaged.passUnretained(receiver as AnyObject).toOpaque())
         slots[index].accepts = accepting
@@ -309,8 +313,8 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         let count = completions.count
         guard count > 0 else { return 0 }
         var delivered = 0
-        // A small batch's objects are still in cache from the turn before: prefetching would only cost.
-        let prefetching = count >= Self.prefetchBatch
+        // A few hundred receivers' objects stay in cache from turn to turn: prefetching them would only cost.
+        let prefetching = count >= Self.prefetchBatch && receivers >= Self.prefetchReceivers
         for position in 0..<count {
             if prefetching { prefetch(ahead: position, of: count) }
             let completion = completions[position]
@@ -376,8 +380,10 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     private static let slotLookahead = 12
     private static let receiverLookahead = 8
     private static let handlerLookahead = 4
-    /// Batches from this size on are prefetched (a keep-alive server's turn has a few dozen completions at most).
-    private static let prefetchBatch = 256
+    /// Batches from this size on are prefetched, once this many receivers are attached (a keep-alive server with a
+    /// few hundred connections keeps them all in cache; a fan-out's 10,000 do not fit).
+    private static let prefetchBatch = 16
+    private static let prefetchReceivers = 1024
 
     private func prefetch(ahead position: Int, of count: Int) {
         if position + Self.slotLookahead < count {
