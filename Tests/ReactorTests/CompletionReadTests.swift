@@ -9,9 +9,37 @@ import Testing
 /// and connections the kernel accepted while the listener was not taking them.
 @Suite("io_uring completions: receives, sends, accepts")
 struct CompletionReadTests {
+    /// Keeps what a backend's receives deliver, driving the backend directly.
+    final class ReceiveRecorder: CompletionReceiver {
+        var bytes: [UInt8] = []
+        var results: [Int32] = []
+        func receiveCompleted(_ result: Int32, _ bytes: UnsafeRawBufferPointer, more: Bool) {
+            results.append(result)
+            self.bytes += bytes
+        }
+        func sendCompleted(_ result: Int32) {}
+    }
+
     /// Whether this kernel consumes provided buffers incrementally.
     static var incrementalBuffers: Bool {
         (try? IOUringBackend(receiveBuffers: ReceiveBufferRing(count: 1, size: 64)))?.consumesBuffersIncrementally ?? false
+    }
+
+    /// Connects to an echo server on `reactor`, lets `start` write, and runs until `count` bytes have come back
+    /// (then closes); returns them.
+    static func echo(count: Int, on reactor: Reactor, start: @escaping (TCPConnection) -> Void) throws -> [UInt8] {
+        let server = try listen(reactor) { EchoHandler() }
+        var echoed: [UInt8] = []
+        let probe = ClientProbe()
+        probe.onMade = start
+        probe.onData = { connection, bytes in
+            echoed += bytes
+            if echoed.count >= count { connection.close() }
+        }
+        probe.onLost = { _ in reactor.stop() }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: probe)
+        try runUntilStopped(reactor, limit: 30)
+        return echoed
     }
 
     /// Opens `count` blocking connections to `port` (the kernel completes them from the backlog, before any
@@ -182,18 +210,8 @@ struct CompletionReadTests {
     /// start again, and an echo of 64 KiB still comes back whole and in order.
     @Test func aBufferRingThatRunsDryRestartsTheReceive() throws {
         let reactor = try Reactor(backend: .ioUring, receiveBuffers: ReceiveBufferRing(count: 2, size: 16))
-        let server = try listen(reactor) { EchoHandler() }
         let message = Self.pattern(64 * 1024)
-        var echoed: [UInt8] = []
-        let probe = ClientProbe()
-        probe.onMade = { $0.write(message) }
-        probe.onData = { connection, bytes in
-            echoed += bytes
-            if echoed.count >= message.count { connection.close() }
-        }
-        probe.onLost = { _ in reactor.stop() }
-        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: probe)
-        try runUntilStopped(reactor, limit: 30)
+        let echoed = try Self.echo(count: message.count, on: reactor) { $0.write(message) }
         #expect(echoed.count == message.count)
         let intact = echoed == message
         #expect(intact, "the echo came back changed")
@@ -315,15 +333,6 @@ struct CompletionReadTests {
     /// successor could receive nothing otherwise.
     @Test func aCompletionForAnEndedRegistrationReachesNoOneAndReturnsItsBuffer() throws {
         let backend = try IOUringBackend(receiveBuffers: ReceiveBufferRing(count: 1, size: 64))
-        final class Recorder: CompletionReceiver {
-            var bytes: [UInt8] = []
-            var results: [Int32] = []
-            func receiveCompleted(_ result: Int32, _ bytes: UnsafeRawBufferPointer, more: Bool) {
-                results.append(result)
-                self.bytes += bytes
-            }
-            func sendCompleted(_ result: Int32) {}
-        }
         var pair: [Int32] = [-1, -1]
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
         defer { close(pair[0]); close(pair[1]) }
@@ -333,7 +342,7 @@ struct CompletionReadTests {
             for _ in 0..<100 where backend.collectedCompletions == 0 { try backend.wait(timeoutMilliseconds: 100, into: &events) }
         }
 
-        let old = Recorder()
+        let old = ReceiveRecorder()
         try backend.add(fd: fd, interest: [])
         backend.attachReceiver(fd: fd, old, accepting: false)
         try backend.receive(fd: fd)
@@ -343,7 +352,7 @@ struct CompletionReadTests {
 
         // The registration ends and the number is registered again before the completion is dispatched.
         backend.remove(fd: fd)
-        let successor = Recorder()
+        let successor = ReceiveRecorder()
         try backend.add(fd: fd, interest: [])
         backend.attachReceiver(fd: fd, successor, accepting: false)
         try backend.receive(fd: fd)
@@ -367,24 +376,15 @@ struct CompletionReadTests {
     @Test(.enabled(if: CompletionReadTests.incrementalBuffers, "the kernel consumes whole buffers (before 6.12)"))
     func manySmallReceivesShareOneBuffer() throws {
         let backend = try IOUringBackend(receiveBuffers: ReceiveBufferRing(count: 2, size: 16 * 1024))
-        final class Recorder: CompletionReceiver {
-            var bytes: [UInt8] = []
-            var results: [Int32] = []
-            func receiveCompleted(_ result: Int32, _ bytes: UnsafeRawBufferPointer, more: Bool) {
-                results.append(result)
-                self.bytes += bytes
-            }
-            func sendCompleted(_ result: Int32) {}
-        }
         var pairs: [(Int32, Int32)] = []
         defer { pairs.forEach { close($0.0); close($0.1) } }
-        var recorders: [Recorder] = []
+        var recorders: [ReceiveRecorder] = []
         var events: [ReadyEvent] = []
         for _ in 0..<64 {
             var pair: [Int32] = [-1, -1]
             #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
             pairs.append((pair[0], pair[1]))
-            let recorder = Recorder()
+            let recorder = ReceiveRecorder()
             recorders.append(recorder)
             try backend.add(fd: pair[0], interest: [])
             backend.attachReceiver(fd: pair[0], recorder, accepting: false)
@@ -413,12 +413,9 @@ struct CompletionReadTests {
     /// through whole and in order across hundreds of buffers.
     @Test func aStreamThroughSharedBuffersArrivesWhole() throws {
         let reactor = try Reactor(backend: .ioUring, receiveBuffers: ReceiveBufferRing(count: 2, size: 64))
-        let server = try listen(reactor) { EchoHandler() }
         let messages = (0..<2000).map { Array(String(format: "%09d;", $0).utf8) }
         let expected = messages.flatMap { $0 }
-        var echoed: [UInt8] = []
         var next = 0
-        let probe = ClientProbe()
         // One message a turn, so the receives are many and small.
         func sendNext(_ connection: TCPConnection) {
             guard next < messages.count else { return }
@@ -426,14 +423,7 @@ struct CompletionReadTests {
             next += 1
             reactor.callSoon { sendNext(connection) }
         }
-        probe.onMade = { sendNext($0) }
-        probe.onData = { connection, bytes in
-            echoed += bytes
-            if echoed.count >= expected.count { connection.close() }
-        }
-        probe.onLost = { _ in reactor.stop() }
-        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: probe)
-        try runUntilStopped(reactor, limit: 30)
+        let echoed = try Self.echo(count: expected.count, on: reactor, start: sendNext)
         #expect(echoed.count == expected.count)
         let intact = echoed == expected
         #expect(intact, "the stream arrived changed")
