@@ -32,6 +32,8 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
     private lazy var heldDelivery = NextTurnCall(reactor: reactor) { [weak self] in self?.deliverHeld() }
     /// A submitted send is reading the head of `outbound`, which stays pinned until it completes.
     @exclusivity(unchecked) private var sendInFlight = false
+    /// The send in flight carries handed-over bytes, so it may come back with -EAGAIN (MSG_DONTWAIT).
+    @exclusivity(unchecked) private var sendMayFindNoRoom = false
     /// With completions: the head of `outbound` that counts as handed to the kernel, as a `send` that took it at
     /// once would have (written into a turn's send, not yet completed); the handler sees only the rest as buffered.
     /// If the kernel takes less, what it left counts as buffered again (the peer is not reading).
@@ -363,6 +365,7 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             failSubmission(error)
             return
         }
+        sendMayFindNoRoom = handedBytes > 0
         outbound.pin()
         sendInFlight = true
     }
@@ -371,11 +374,11 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         sendInFlight = false
         outbound.unpin()
         guard lifecycle != .closed else { return }
-        guard result >= 0 || result == -EAGAIN else {
+        // -EAGAIN: a send that was not to wait found no room at all (from any other send, an error).
+        guard result >= 0 || (result == -EAGAIN && sendMayFindNoRoom) else {
             fail(SystemError("send", errno: -result))
             return
         }
-        // -EAGAIN: a send that was not to wait found no room at all.
         let sent = max(Int(result), 0)
         outbound.consume(sent)
         bytesSent &+= UInt64(sent)

@@ -582,9 +582,18 @@ struct CompletionReadTests {
             init(onNotice: @escaping () -> Void) { self.onNotice = onNotice }
             func connectionMade(_ connection: TCPConnection) {
                 self.connection = connection
-                // Fill the socket behind the transport's back until the kernel takes nothing more.
+                fill(connection)
+            }
+            /// Fills the socket behind the transport's back until the kernel takes nothing more, even after a
+            /// pause in which late acknowledgements could have made room; then writes through the transport.
+            func fill(_ connection: TCPConnection) {
                 let chunk = [UInt8](repeating: 7, count: 65536)
-                while send(connection.fd, chunk, chunk.count, Int32(MSG_DONTWAIT)) > 0 {}
+                var took = 0
+                while case let sent = send(connection.fd, chunk, chunk.count, Int32(MSG_DONTWAIT)), sent > 0 { took += sent }
+                if took > 0 {
+                    connection.reactor.callLater(0.02) { self.fill(connection) }
+                    return
+                }
                 connection.write(Array("one more line\n".utf8))
                 bufferedAfterWrite = connection.bufferedBytes
             }
