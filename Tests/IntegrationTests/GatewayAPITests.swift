@@ -178,6 +178,9 @@ struct GatewayAPITests {
         // A client mid-poem, blocking the server's only thread: its first send is in.
         let client = try RawClient(port: UInt16(port))
         var first = [UInt8](repeating: 0, count: 10)
+        // The server's thread sends at once, but under ThreadSanitizer with every suite running that can take
+        // longer than the client's usual 5 s.
+        Socket.setTimeouts(client.fd, seconds: 30)
         #expect(recv(client.fd, &first, first.count, Int32(MSG_WAITALL)) == 10)
         let deleted = CurlClient().request("DELETE", "\(gateway.url)/api/servers/\(id)", timeout: 20)
         #expect(deleted.status == 204)
