@@ -150,7 +150,7 @@ def main():
             servers[name] = (gport, lambda pid=gateway.pid: [pid])
             level[name] = n
             gateways.append(name)
-        processes.append(gateway)
+            processes.append(gateway)
 
     def start(name, args, cwd=None):
         port = free_port()
