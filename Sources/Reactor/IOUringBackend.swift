@@ -316,7 +316,9 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         // A few hundred receivers' objects stay in cache from turn to turn: prefetching them would only cost.
         let prefetching = count >= Self.prefetchBatch && receivers >= Self.prefetchReceivers
         for position in 0..<count {
-            if prefetching { prefetch(ahead: position, of: count) }
+            if prefetching && position % Self.prefetchChunk == 0 {
+                prefetch(completionsFrom: position, to: min(position + Self.prefetchChunk, count))
+            }
             let completion = completions[position]
             let index = Int(completion.fd)
             if completion.isSend {
@@ -374,30 +376,24 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         return delivered
     }
 
-    /// How far ahead of the completion being dispatched its successors' memory starts loading: their slots, then
-    /// their receivers (a transport is four cache lines), then what each receiver will touch. In a fan-out's
-    /// batch every one of those is a cache miss otherwise, one after another.
-    private static let slotLookahead = 12
-    private static let receiverLookahead = 8
-    private static let handlerLookahead = 4
+    /// Completions are dispatched in chunks of this many, whose memory is loaded before the first of them runs.
+    private static let prefetchChunk = 128
     /// Batches from this size on are prefetched, once this many receivers are attached (a keep-alive server with a
     /// few hundred connections keeps them all in cache; a fan-out's 10,000 do not fit).
     private static let prefetchBatch = 16
     private static let prefetchReceivers = 1024
 
-    private func prefetch(ahead position: Int, of count: Int) {
-        if position + Self.slotLookahead < count {
-            let fd = Int(completions[position + Self.slotLookahead].fd)
-            slots.withUnsafeBufferPointer { creactor_prefetch($0.baseAddress! + fd, 1) }
+    /// Loads what the completions in `start..<end` will touch, one level at a time so each pass finds the last
+    /// one's loads landed: their slots, then their receivers (a transport is four cache lines), then what each
+    /// receiver's call will touch. In a fan-out's batch each would be a cache miss otherwise, one after another.
+    private func prefetch(completionsFrom start: Int, to end: Int) {
+        slots.withUnsafeBufferPointer { slotBuffer in
+            for position in start..<end { creactor_prefetch(slotBuffer.baseAddress! + Int(completions[position].fd), 1) }
+            for position in start..<end {
+                if let address = slotBuffer[Int(completions[position].fd)].receiverAddress { creactor_prefetch(address, 4) }
+            }
         }
-        if position + Self.receiverLookahead < count {
-            let fd = Int(completions[position + Self.receiverLookahead].fd)
-            if let address = slots[fd].receiverAddress { creactor_prefetch(address, 4) }
-        }
-        if position + Self.handlerLookahead < count {
-            let fd = Int(completions[position + Self.handlerLookahead].fd)
-            slots[fd].receiver?.prefetchForCompletion()
-        }
+        for position in start..<end { slots[Int(completions[position].fd)].receiver?.prefetchForCompletion() }
     }
 
     // MARK: waiting
