@@ -32,8 +32,6 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
     private lazy var heldDelivery = NextTurnCall(reactor: reactor) { [weak self] in self?.deliverHeld() }
     /// A submitted send is reading the head of `outbound`, which stays pinned until it completes.
     @exclusivity(unchecked) private var sendInFlight = false
-    /// The send in flight carries handed-over bytes, so it may come back with -EAGAIN (MSG_DONTWAIT).
-    @exclusivity(unchecked) private var sendMayFindNoRoom = false
     /// With completions: the head of `outbound` that counts as handed to the kernel, as a `send` that took it at
     /// once would have (written into a turn's send, not yet completed); the handler sees only the rest as buffered.
     /// If the kernel takes less, what it left counts as buffered again (the peer is not reading).
@@ -365,7 +363,6 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             failSubmission(error)
             return
         }
-        sendMayFindNoRoom = handedBytes > 0
         outbound.pin()
         sendInFlight = true
     }
@@ -374,8 +371,9 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
         sendInFlight = false
         outbound.unpin()
         guard lifecycle != .closed else { return }
-        // -EAGAIN: a send that was not to wait found no room at all (from any other send, an error).
-        guard result >= 0 || (result == -EAGAIN && sendMayFindNoRoom) else {
+        // -EAGAIN: a send that was not to wait found no room at all (from any other send, an error). Which kind it
+        // was shows in `handedBytes`, unchanged while a send is in flight (nothing is handed over behind one).
+        guard result >= 0 || (result == -EAGAIN && handedBytes > 0) else {
             fail(SystemError("send", errno: -result))
             return
         }
