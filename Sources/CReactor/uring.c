@@ -28,6 +28,17 @@ struct creactor_buf_reg {
     uint64_t resv[3];
 };
 _Static_assert(sizeof(struct creactor_buf_reg) == sizeof(struct io_uring_buf_reg), "io_uring_buf_reg");
+// The wait's extended argument, declared here for the same reason: its third field is `pad` before 6.12 and
+// `min_wait_usec` after. The layout is the kernel's ABI.
+struct creactor_getevents_arg {
+    uint64_t sigmask;
+    uint32_t sigmask_sz;
+    uint32_t min_wait_usec;
+    uint64_t ts;
+};
+_Static_assert(sizeof(struct creactor_getevents_arg) == sizeof(struct io_uring_getevents_arg), "io_uring_getevents_arg");
+// The kernel honours min_wait_usec (6.12), by value for older headers.
+enum { CREACTOR_FEAT_MIN_TIMEOUT = 1u << 15 };
 
 static int uring_register(int fd, unsigned opcode, void *arg, unsigned count) {
     return (int)syscall(__NR_io_uring_register, fd, opcode, arg, count);
@@ -61,6 +72,9 @@ int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned 
     // connection later.
     if (fd < 0) return errno == EINVAL ? -ENOTSUP : -errno;
     ring->disabled = (params.flags & IORING_SETUP_R_DISABLED) != 0;
+    ring->features = params.features;
+    ring->batch_completions = 1;
+    ring->batch_usec = 0;
     // A wait with a timeout needs IORING_ENTER_EXT_ARG (5.11); completions never dropped needs NODROP (5.5).
     if (!(params.features & IORING_FEAT_EXT_ARG) || !(params.features & IORING_FEAT_NODROP)
         || !(params.features & IORING_FEAT_SINGLE_MMAP)) {
@@ -321,14 +335,29 @@ int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
         return result < 0 ? -errno : result;
     }
     struct __kernel_timespec ts;
-    struct io_uring_getevents_arg arg;
+    struct creactor_getevents_arg arg;
     memset(&arg, 0, sizeof(arg));
     if (timeout_ms > 0) {
         ts.tv_sec = timeout_ms / 1000;
         ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
         arg.ts = (uint64_t)(uintptr_t)&ts;
     }
-    int result = uring_enter(ring->fd, to_submit, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+    unsigned min_complete = 1;
+    if (ring->batch_completions > 1) {
+        // Sleep until a batch is in or the batch time is up, then return with whatever is there. Never past the
+        // timeout (the loop's next timer): the kernel's first timer is the batch's, whatever the timeout.
+        unsigned usec = ring->batch_usec;
+        if (timeout_ms >= 0 && (unsigned long long)timeout_ms * 1000 < usec) usec = (unsigned)timeout_ms * 1000;
+        min_complete = ring->batch_completions;
+        arg.min_wait_usec = usec;
+        if (timeout_ms < 0) {
+            // Without a timeout the batch time would end the wait even with nothing there: the loop would spin.
+            ts.tv_sec = 24 * 3600;
+            ts.tv_nsec = 0;
+            arg.ts = (uint64_t)(uintptr_t)&ts;
+        }
+    }
+    int result = uring_enter(ring->fd, to_submit, min_complete, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
     if (result < 0) {
         int code = errno;
         // The time ran out, or a signal came: both are a wait that ended with nothing, as for epoll_wait.
@@ -336,6 +365,13 @@ int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
         return -code;
     }
     return result;
+}
+
+int creactor_uring_set_wait_batch(struct creactor_uring *ring, unsigned completions, unsigned max_delay_usec) {
+    if (!(ring->features & CREACTOR_FEAT_MIN_TIMEOUT)) return -ENOTSUP;
+    ring->batch_completions = completions > 1 && max_delay_usec > 0 ? completions : 1;
+    ring->batch_usec = max_delay_usec;
+    return 0;
 }
 
 int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res, uint32_t *flags) {

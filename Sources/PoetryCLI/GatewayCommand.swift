@@ -22,7 +22,7 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Port to listen on (0: any free port).")
     var port = 8080
 
-    @Option(help: "Reactor backend (select, poll, epoll, io_uring).")
+    @Option(help: "Reactor backend.")
     var reactor: BackendKindArgument = .default
 
     // Unconditional: "-1" is a value to refuse by name, not a missing one.

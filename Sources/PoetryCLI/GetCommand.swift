@@ -19,8 +19,11 @@ struct GetCommand: ParsableCommand {
     @Flag(name: .customLong("async"), help: "All servers at once on the reactor, as the seed's async client.")
     var asynchronous = false
 
-    @Option(help: "Reactor backend for --async (select, poll, epoll).")
+    @Option(help: "Reactor backend for --async.")
     var reactor: BackendKindArgument = .default
+
+    @Option(help: ArgumentHelp("io_uring: let a wait gather up to 64 reads for at most this many microseconds before the loop wakes (Linux 6.12 or later; 0: wake at the first read).", valueName: "microseconds"))
+    var batchWait = WaitBatch.fanOut.maxDelayMicroseconds
 
     @Option(parsing: .unconditional, help: "Fail a task that connects or receives nothing for this many seconds.")
     var timeout: Double = 10
@@ -46,6 +49,7 @@ struct GetCommand: ParsableCommand {
         }
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds.") }
         guard maxPoemBytes > 0 else { throw ValidationError("--max-poem-bytes must be positive.") }
+        guard (0...1_000_000).contains(batchWait) else { throw ValidationError("--batch-wait must be 0 to 1000000 microseconds.") }
         if let fetchDeadline, !(fetchDeadline > 0 && fetchDeadline.isFinite) {
             throw ValidationError("--fetch-deadline must be a positive number of seconds.")
         }
@@ -93,7 +97,9 @@ struct GetCommand: ParsableCommand {
         }
         let loop: Reactor
         do {
-            loop = try Reactor(backend: reactor.kind)
+            // Thousands of sockets each delivering a little: one wake-up a batch of reads, not one a read.
+            let batch = WaitBatch(completions: WaitBatch.fanOut.completions, maxDelayMicroseconds: batchWait)
+            loop = try Reactor(backend: reactor.kind, waitBatch: mode == .async ? batch : nil)
         } catch {
             throw fail("\(error)")
         }

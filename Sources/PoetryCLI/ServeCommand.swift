@@ -27,7 +27,7 @@ struct ServeCommand: ParsableCommand {
     @Flag(name: .customLong("async"), help: "Serve every client at once on the reactor.")
     var asynchronous = false
 
-    @Option(help: "Reactor backend for --async (select, poll, epoll).")
+    @Option(help: "Reactor backend for --async.")
     var reactor: BackendKindArgument = .default
 
     @Flag(help: "With --async, print how late the sends were against their deadlines when the server stops.")

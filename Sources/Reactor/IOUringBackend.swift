@@ -96,7 +96,10 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     /// Submission ring entries; the completion ring is larger so a burst of completions is not held back.
     private static let entries: UInt32 = 4096
 
-    init(receiveBuffers: ReceiveBufferRing = .standard) throws(ReactorError) {
+    /// Whether waits gather completions (a `WaitBatch` was asked for and the kernel has `min_wait_usec`).
+    let batchesWaits: Bool
+
+    init(receiveBuffers: ReceiveBufferRing = .standard, waitBatch: WaitBatch? = nil) throws(ReactorError) {
         buffers = .allocate(capacity: 1)
         buffers.initialize(to: creactor_uring_buffers())
         let result = creactor_uring_init(&ring, Self.entries, Self.entries * 8)
@@ -113,6 +116,12 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             let reason = "this kernel's io_uring cannot take a provided-buffer ring (io_uring_register: "
                 + "\(String(cString: strerror(-registered))); Linux 6.1 or later)"
             throw .backendUnavailable(backend: "io_uring", reason: reason)
+        }
+        if let waitBatch, waitBatch.completions > 1, waitBatch.maxDelayMicroseconds > 0 {
+            batchesWaits = creactor_uring_set_wait_batch(&ring, UInt32(clamping: waitBatch.completions),
+                                                         UInt32(clamping: waitBatch.maxDelayMicroseconds)) == 0
+        } else {
+            batchesWaits = false
         }
     }
 

@@ -32,11 +32,11 @@ extension PollerBackend {
     func removeClosing(fd: Int32) { remove(fd: fd) }
 }
 
-func makeBackend(_ kind: BackendKind, receiveBuffers: ReceiveBufferRing) throws(ReactorError) -> any PollerBackend {
+func makeBackend(_ kind: BackendKind, receiveBuffers: ReceiveBufferRing, waitBatch: WaitBatch?) throws(ReactorError) -> any PollerBackend {
     switch kind {
     case .select: return SelectBackend()
     case .poll: return PollBackend()
     case .epoll: return try EpollBackend()
-    case .ioUring: return try IOUringBackend(receiveBuffers: receiveBuffers)
+    case .ioUring: return try IOUringBackend(receiveBuffers: receiveBuffers, waitBatch: waitBatch)
     }
 }

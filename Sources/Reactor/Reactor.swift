@@ -61,20 +61,27 @@ public final class Reactor: @unchecked Sendable {
     /// allocates nothing.
     let readBuffer: UnsafeMutableRawBufferPointer
 
+    /// Whether a wait gathers events as the `waitBatch` given at init asked (false without one, or where the
+    /// backend or the kernel cannot).
+    public let batchesWaits: Bool
+
     /// A supplied clock (tests); nil: the system's monotonic clock, read inline.
     private let clock: (any ReactorClock)?
 
     /// `clock`: a time source of the caller's (a test's manual clock). It is not tied to real time, so with one
     /// the loop never sleeps toward a timer: each `runOnce` polls, runs what is due by that clock, and returns.
     /// `receiveBuffers`: the provided-buffer ring of io_uring's completion reads (ignored by other backends).
+    /// `waitBatch`: let each wait gather events before waking, where the backend can (see `WaitBatch`).
     public init(backend kind: BackendKind = .default, readBufferSize: Int = 64 * 1024,
-                clock: (any ReactorClock)? = nil, receiveBuffers: ReceiveBufferRing = .standard) throws(ReactorError) {
+                clock: (any ReactorClock)? = nil, receiveBuffers: ReceiveBufferRing = .standard,
+                waitBatch: WaitBatch? = nil) throws(ReactorError) {
         _ = BrokenPipe.ignored
         self.clock = clock
         lastWake = clock?.now() ?? MonotonicClock.now()
         backendKind = kind
-        backend = try makeBackend(kind, receiveBuffers: receiveBuffers)
+        backend = try makeBackend(kind, receiveBuffers: receiveBuffers, waitBatch: waitBatch)
         completionReads = backend as? any CompletionReads
+        batchesWaits = (backend as? IOUringBackend)?.batchesWaits ?? false
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
         let waker = try Waker { [unowned self] in self.drainCrossThreadQueue() }
         self.waker = waker

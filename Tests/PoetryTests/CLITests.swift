@@ -62,11 +62,13 @@ struct CLITests {
         #expect(lines[2].wholeMatch(of: /Got 1 poems in 0:00:\d\d\.\d{6}/) != nil, "\(lines[2])")
     }
 
-    @Test func asyncGetPrintsEveryReadThenTotals() throws {
+    /// On io_uring the client's waits gather reads (`--batch-wait`, on by default): the same lines.
+    @Test(arguments: ["poll", "io_uring"])
+    func asyncGetPrintsEveryReadThenTotals(reactor: String) throws {
         let (server, port) = try startServe(["--async", "--delay", "0.002", "poetry/fascination.txt"])
         defer { server.terminate(); server.waitUntilExit() }
         // Two addresses, the second given with its host, the pair as a comma-separated list.
-        let result = try runPoetry(["get", "--async", "--reactor", "poll", "--print-poems", "\(port),127.0.0.1:\(port)"])
+        let result = try runPoetry(["get", "--async", "--reactor", reactor, "--print-poems", "\(port),127.0.0.1:\(port)"])
         #expect(result.status == 0)
         let lines = result.out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(lines.contains("Task 1: got 10 bytes of poetry from 127.0.0.1:\(port)"))
@@ -148,6 +150,10 @@ struct CLITests {
         let ports = try runPoetry(["get", "abc"])
         #expect(ports.status != 0)
         #expect(ports.err == "Ports must be integers: 'abc'.\n")
+
+        let batchWait = try runPoetry(["get", "--async", "--batch-wait", "2000000", "1234"])
+        #expect(batchWait.status != 0)
+        #expect(batchWait.err == "poetry: --batch-wait must be 0 to 1000000 microseconds.\n")
 
         let none = try runPoetry(["get"])
         #expect(none.status != 0)

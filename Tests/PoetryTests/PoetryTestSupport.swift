@@ -93,8 +93,9 @@ func tasks(_ ports: [UInt16]) -> [FetchTask] {
 }
 
 /// Runs an async fetch on a fresh reactor of `backend` on this thread; returns its events.
-func runAsyncFetch(_ tasks: [FetchTask], backend: BackendKind = .epoll, timeout: Double? = 5) throws -> [FetchEvent] {
-    let reactor = try Reactor(backend: backend)
+func runAsyncFetch(_ tasks: [FetchTask], backend: BackendKind = .epoll, waitBatch: WaitBatch? = nil,
+                   timeout: Double? = 5) throws -> [FetchEvent] {
+    let reactor = try Reactor(backend: backend, waitBatch: waitBatch)
     var events: [FetchEvent] = []
     let fetch = AsyncFetch(reactor: reactor, tasks: tasks, timeout: timeout) { event in
         events.append(event)

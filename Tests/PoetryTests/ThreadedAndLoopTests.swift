@@ -101,6 +101,27 @@ struct ThreadedAndLoopTests {
         }
     }
 
+    /// io_uring's batched waits (Linux 6.12): a wake-up serves several reads where an ordinary wait wakes for
+    /// nearly each one, and every byte still arrives, in order, on its own task.
+    @Test(.enabled(if: (try? Reactor(backend: .ioUring, waitBatch: .fanOut))?.batchesWaits ?? false,
+                   "the kernel has no batched waits (before 6.12)"))
+    func batchedWaitsServeSeveralReadsAWakeupAndLoseNothing() throws {
+        let farm = try seedFarm(delay: 0.003)
+        defer { farm.stop() }
+        func wakeupCount(_ events: [FetchEvent]) -> Int {
+            events.filter { if case .wakeup = $0 { return true } else { return false } }.count
+        }
+        let ordinary = try runAsyncFetch(tasks(farm.boundPorts), backend: .ioUring)
+        let batched = try runAsyncFetch(tasks(farm.boundPorts), backend: .ioUring,
+                                        waitBatch: WaitBatch(completions: 64, maxDelayMicroseconds: 20_000))
+        #expect(batched.summary?.poems == 3)
+        #expect(batched.poem(task: 1) == poem("ecstasy"))
+        #expect(batched.poem(task: 2) == poem("fascination"))
+        #expect(batched.poem(task: 3) == poem("science"))
+        #expect(wakeupCount(batched) * 2 < wakeupCount(ordinary),
+                "batched \(wakeupCount(batched)) wake-ups, ordinary \(wakeupCount(ordinary))")
+    }
+
     @Test func titlesLoseTheSeedsStraySpaces() {
         let catalog = PoemCatalog(directory: "\(projectRoot)/poetry")
         #expect(catalog.entry(named: "alla_sera")?.title == "Alla Sera (To Evening)")
