@@ -7,7 +7,8 @@ close without EPOLL_CTL_DEL), both printing a line per read (the C client with -
 alternating, each round starting with the next client in turn. Reports client CPU (user + system), wall and peak
 RSS, and select/poll against epoll at 1,000. `Benchmarks/raw_epoll_client.c` stays for one thing only: its poll
 mode against its own epoll mode at 1,000 (what poll(2) costs with no framework around it).
-With --reactors epoll,io_uring our client runs once per backend in each round (default: epoll alone).
+With --reactors epoll,io_uring our client runs once per backend in each round (default: epoll alone); an entry
+`io_uring:0` runs it with `--batch-wait 0` (io_uring's waits then wake at the first completion, as epoll's do).
 Usage: Benchmarks/fanout_bench.py [--count 10000] [--rounds 3] [--peers asyncio,uvloop,twisted]
        [--reference ../shared/bench/epoll_client.c] [--reactors epoll,io_uring] [--poetry PATH]
 """
@@ -71,7 +72,10 @@ def main():
     try:
         wait_for_port(port)
         # The seed's form: every address its own argument, every read printed.
-        ours = lambda n, backend="epoll": [poetry, "get", "--async", "--reactor", backend, "--timeout", "60"] + [str(port)] * n
+        def ours(n, spec="epoll"):
+            backend, _, batch_wait = spec.partition(":")
+            extra = ["--batch-wait", batch_wait] if batch_wait else []
+            return [poetry, "get", "--async", "--reactor", backend, "--timeout", "60"] + extra + [str(port)] * n
         idle = timed(ours(1))
         results["idle"] = idle
         def rotated(items, by):

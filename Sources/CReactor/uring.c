@@ -37,8 +37,13 @@ struct creactor_getevents_arg {
     uint64_t ts;
 };
 _Static_assert(sizeof(struct creactor_getevents_arg) == sizeof(struct io_uring_getevents_arg), "io_uring_getevents_arg");
+_Static_assert(offsetof(struct creactor_getevents_arg, sigmask_sz) == offsetof(struct io_uring_getevents_arg, sigmask_sz), "sigmask_sz");
+_Static_assert(offsetof(struct creactor_getevents_arg, ts) == offsetof(struct io_uring_getevents_arg, ts), "ts");
 // The kernel honours min_wait_usec (6.12), by value for older headers.
 enum { CREACTOR_FEAT_MIN_TIMEOUT = 1u << 15 };
+#ifdef IORING_FEAT_MIN_TIMEOUT
+_Static_assert(CREACTOR_FEAT_MIN_TIMEOUT == IORING_FEAT_MIN_TIMEOUT, "IORING_FEAT_MIN_TIMEOUT");
+#endif
 
 static int uring_register(int fd, unsigned opcode, void *arg, unsigned count) {
     return (int)syscall(__NR_io_uring_register, fd, opcode, arg, count);
@@ -74,7 +79,7 @@ int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned 
     ring->disabled = (params.flags & IORING_SETUP_R_DISABLED) != 0;
     ring->features = params.features;
     ring->batch_completions = 1;
-    ring->batch_usec = 0;
+    ring->batch_max_delay_usec = 0;
     // A wait with a timeout needs IORING_ENTER_EXT_ARG (5.11); completions never dropped needs NODROP (5.5).
     if (!(params.features & IORING_FEAT_EXT_ARG) || !(params.features & IORING_FEAT_NODROP)
         || !(params.features & IORING_FEAT_SINGLE_MMAP)) {
@@ -346,8 +351,8 @@ int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
     if (ring->batch_completions > 1) {
         // Sleep until a batch is in or the batch time is up, then return with whatever is there. Never past the
         // timeout (the loop's next timer): the kernel's first timer is the batch's, whatever the timeout.
-        unsigned usec = ring->batch_usec;
-        if (timeout_ms >= 0 && (unsigned long long)timeout_ms * 1000 < usec) usec = (unsigned)timeout_ms * 1000;
+        unsigned usec = ring->batch_max_delay_usec;
+        if (timeout_ms > 0 && (unsigned long long)timeout_ms * 1000 < usec) usec = (unsigned)timeout_ms * 1000;
         min_complete = ring->batch_completions;
         arg.min_wait_usec = usec;
         if (timeout_ms < 0) {
@@ -370,7 +375,7 @@ int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms) {
 int creactor_uring_set_wait_batch(struct creactor_uring *ring, unsigned completions, unsigned max_delay_usec) {
     if (!(ring->features & CREACTOR_FEAT_MIN_TIMEOUT)) return -ENOTSUP;
     ring->batch_completions = completions > 1 && max_delay_usec > 0 ? completions : 1;
-    ring->batch_usec = max_delay_usec;
+    ring->batch_max_delay_usec = max_delay_usec;
     return 0;
 }
 

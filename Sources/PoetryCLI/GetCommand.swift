@@ -22,8 +22,8 @@ struct GetCommand: ParsableCommand {
     @Option(help: "Reactor backend for --async.")
     var reactor: BackendKindArgument = .default
 
-    @Option(help: ArgumentHelp("io_uring: let a wait gather up to 64 reads for at most this many microseconds before the loop wakes (Linux 6.12 or later; 0: wake at the first read).", valueName: "microseconds"))
-    var batchWait = WaitBatch.fanOut.maxDelayMicroseconds
+    @Option(parsing: .unconditional, help: ArgumentHelp("--async on io_uring (Linux 6.12 or later): let a wait gather up to 64 reads for at most this many microseconds before the loop wakes; 0: wake at the first read. (default: 1000)", valueName: "microseconds"))
+    var batchWait: Int?
 
     @Option(parsing: .unconditional, help: "Fail a task that connects or receives nothing for this many seconds.")
     var timeout: Double = 10
@@ -49,7 +49,9 @@ struct GetCommand: ParsableCommand {
         }
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds.") }
         guard maxPoemBytes > 0 else { throw ValidationError("--max-poem-bytes must be positive.") }
-        guard (0...1_000_000).contains(batchWait) else { throw ValidationError("--batch-wait must be 0 to 1000000 microseconds.") }
+        if let batchWait, !(0...1_000_000).contains(batchWait) {
+            throw ValidationError("--batch-wait must be 0 to 1000000 microseconds.")
+        }
         if let fetchDeadline, !(fetchDeadline > 0 && fetchDeadline.isFinite) {
             throw ValidationError("--fetch-deadline must be a positive number of seconds.")
         }
@@ -98,10 +100,15 @@ struct GetCommand: ParsableCommand {
         let loop: Reactor
         do {
             // Thousands of sockets each delivering a little: one wake-up a batch of reads, not one a read.
-            let batch = WaitBatch(completions: WaitBatch.fanOut.completions, maxDelayMicroseconds: batchWait)
+            let batch = WaitBatch(completions: WaitBatch.fanOut.completions,
+                                  maxDelayMicroseconds: batchWait ?? WaitBatch.fanOut.maxDelayMicroseconds)
             loop = try Reactor(backend: reactor.kind, waitBatch: mode == .async ? batch : nil)
         } catch {
             throw fail("\(error)")
+        }
+        if let batchWait, batchWait > 0, !loop.batchesWaits {
+            // Asked for by name and not to be had: said once, then the fetch goes on with ordinary waits.
+            Console.err("poetry: --batch-wait has no effect here (it needs --async, --reactor io_uring and Linux 6.12 or later).")
         }
         // A line per read, for thousands of sockets: gathered for a moment, written together.
         Console.gatherLines(on: loop)

@@ -23,6 +23,8 @@ protocol PollerBackend: AnyObject {
     func remove(fd: Int32)
     /// Forgets a descriptor its owner is about to close.
     func removeClosing(fd: Int32)
+    /// Whether a wait gathers events (a `WaitBatch`) rather than waking at the first.
+    var batchesWaits: Bool { get }
     /// Blocks up to `timeoutMilliseconds` (-1: no limit) and appends ready descriptors to `events`.
     func wait(timeoutMilliseconds: Int32, into events: inout [ReadyEvent]) throws(ReactorError)
     func close()
@@ -30,6 +32,7 @@ protocol PollerBackend: AnyObject {
 
 extension PollerBackend {
     func removeClosing(fd: Int32) { remove(fd: fd) }
+    var batchesWaits: Bool { false }
 }
 
 func makeBackend(_ kind: BackendKind, receiveBuffers: ReceiveBufferRing, waitBatch: WaitBatch?) throws(ReactorError) -> any PollerBackend {

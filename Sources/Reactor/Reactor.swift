@@ -81,7 +81,7 @@ public final class Reactor: @unchecked Sendable {
         backendKind = kind
         backend = try makeBackend(kind, receiveBuffers: receiveBuffers, waitBatch: waitBatch)
         completionReads = backend as? any CompletionReads
-        batchesWaits = (backend as? IOUringBackend)?.batchesWaits ?? false
+        batchesWaits = backend.batchesWaits
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
         let waker = try Waker { [unowned self] in self.drainCrossThreadQueue() }
         self.waker = waker

@@ -1,12 +1,13 @@
-/// How long the loop's wait may gather events before it wakes: until `completions` have come in, or
-/// `maxDelayMicroseconds` after the wait began, whichever is first, and never past the loop's next timer.
-/// A fan-out's thousands of sockets, each delivering a little, then cost one wake-up a batch instead of one an
-/// event, for at most that delay on each. Only io_uring can wait for a number of completions (Linux 6.12,
-/// `min_wait_usec`); epoll, poll and select, and io_uring on older kernels, wake at the first event
-/// (`Reactor.batchesWaits` says which).
+/// How long the loop's wait may gather events before it wakes: until `completions` have come in; once
+/// `maxDelayMicroseconds` have passed since the wait began, at the first event there is (or comes); and never past
+/// the loop's next timer. A fan-out's thousands of sockets, each delivering a little, then cost one wake-up a batch
+/// instead of one an event, for at most that delay on each; so does a call posted from another thread (`execute`,
+/// `stop`) or a signal, whose wake-up is an event like the others. Only io_uring can wait for a number of
+/// completions (Linux 6.12, `min_wait_usec`); epoll, poll and select, and io_uring on older kernels, wake at the
+/// first event (`Reactor.batchesWaits` says which).
 public struct WaitBatch: Sendable, Equatable {
-    public var completions: Int
-    public var maxDelayMicroseconds: Int
+    public let completions: Int
+    public let maxDelayMicroseconds: Int
 
     public init(completions: Int, maxDelayMicroseconds: Int) {
         precondition(completions >= 1 && maxDelayMicroseconds >= 0, "a wait batch needs one completion or more and no negative delay")

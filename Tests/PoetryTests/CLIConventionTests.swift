@@ -17,6 +17,8 @@ struct CLIConventionTests {
         (["get", "--blocking", "--async", "1234"], "poetry: Choose one of --blocking, --threaded and --async."),
         (["serve", "--delay", "-1", "poetry/science.txt"], "poetry: --delay must be zero or more seconds."),
         (["get", "--timeout", "-1", "1234"], "poetry: --timeout must be a positive number of seconds."),
+        (["get", "--batch-wait", "-1", "1234"], "poetry: --batch-wait must be 0 to 1000000 microseconds."),
+        (["get", "--batch-wait", "2000000", "1234"], "poetry: --batch-wait must be 0 to 1000000 microseconds."),
         (["gateway", "--threads", "0"], "poetry: --threads must be between 1 and 64."),
         (["gateway", "--threads", "-1"], "poetry: --threads must be between 1 and 64."),
         (["gateway", "--threads", "4", "--max-connections", "3"], "poetry: --threads must not exceed --max-connections"),

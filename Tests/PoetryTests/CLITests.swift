@@ -151,10 +151,6 @@ struct CLITests {
         #expect(ports.status != 0)
         #expect(ports.err == "Ports must be integers: 'abc'.\n")
 
-        let batchWait = try runPoetry(["get", "--async", "--batch-wait", "2000000", "1234"])
-        #expect(batchWait.status != 0)
-        #expect(batchWait.err == "poetry: --batch-wait must be 0 to 1000000 microseconds.\n")
-
         let none = try runPoetry(["get"])
         #expect(none.status != 0)
         #expect(none.err.hasPrefix("Usage: poetry get"))

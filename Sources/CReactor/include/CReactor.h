@@ -39,9 +39,10 @@ struct creactor_uring {
     int disabled;
     /// IORING_FEAT_* of this kernel.
     unsigned features;
-    /// A wait returns once this many completions are in, or batch_usec after it began (1: at the first).
+    /// A wait returns once this many completions are in (1: at the first); after batch_max_delay_usec, at the
+    /// first there is.
     unsigned batch_completions;
-    unsigned batch_usec;
+    unsigned batch_max_delay_usec;
 };
 /// 0, or -errno (-ENOTSUP: the kernel lacks a feature the backend needs: DEFER_TASKRUN, EXT_ARG, NODROP, SINGLE_MMAP).
 int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned cq_entries);
@@ -53,8 +54,9 @@ int creactor_uring_poll_remove(struct creactor_uring *ring, uint64_t target, uin
 /// Submit what is queued and wait up to `timeout_ms` (-1: no limit, 0: none) for a completion; >= 0 or -errno.
 /// The first call binds the ring to the calling thread (the loop's): every later one must come from it.
 int creactor_uring_enter(struct creactor_uring *ring, int timeout_ms);
-/// From now on a wait sleeps until `completions` are in or `max_delay_usec` have passed, whichever is first, and
-/// never past its timeout (1 or 0 µs: wake at the first). -ENOTSUP before Linux 6.12 (no IORING_FEAT_MIN_TIMEOUT).
+/// From now on a wait sleeps until `completions` are in; once `max_delay_usec` have passed, until the first there
+/// is; never past its timeout. `completions` <= 1 or a delay of 0: wake at the first, as before. -ENOTSUP before
+/// Linux 6.12 (no IORING_FEAT_MIN_TIMEOUT).
 int creactor_uring_set_wait_batch(struct creactor_uring *ring, unsigned completions, unsigned max_delay_usec);
 /// The next completion, if any (1), handed back to the kernel at once.
 int creactor_uring_next_cqe(struct creactor_uring *ring, uint64_t *user_data, int32_t *res, uint32_t *flags);
