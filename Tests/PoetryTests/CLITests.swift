@@ -241,6 +241,14 @@ struct CLITests {
         #expect(server.terminationReason == .exit && server.terminationStatus == 0)
     }
 
+    /// `--batch-wait` asked for where it cannot work (epoll, or not --async) says so in one line; the fetch still runs.
+    @Test(arguments: [["--async", "--reactor", "epoll"], ["--blocking"]])
+    func aBatchWaitThatCannotWorkSaysSo(mode: [String]) throws {
+        let result = try runPoetry(["get"] + mode + ["--batch-wait", "500", String(closedPortNumber())])
+        #expect(result.err.contains("poetry: --batch-wait has no effect here (it needs --async, --reactor io_uring and Linux 6.12 or later)."))
+        #expect(result.out.contains("Task 1: failed: Connection refused"))
+    }
+
     @Test func aFailedTaskMakesTheExitStatusNonZero() throws {
         let result = try runPoetry(["get", "--async", String(closedPortNumber())])
         #expect(result.status == 1)
