@@ -27,7 +27,7 @@ import Testing
     @Test func theSplitIsTakenForGetSoTheFastPathIsReallyUsed() throws {
         let definition = try #require(AddressArguments.definition(of: GetCommand.self))
         // Read from the command's definition: exactly its options that take a value, none of its flags.
-        #expect(definition.valueTakingNames == ["--reactor", "--timeout", "--max-poem-bytes", "--fetch-deadline"])
+        #expect(definition.valueTakingNames == ["--reactor", "--batch-wait", "--timeout", "--max-poem-bytes", "--fetch-deadline"])
     }
 
     @Test(arguments: [
@@ -38,6 +38,7 @@ import Testing
         ["get", "--fetch-deadline", "3", "10000", "--", "10001", "--", "10002"],
         ["get", "--threaded", "--reactor=select", "10000,abc", "99999", "0"],
         ["get", "-", "10000"],
+        ["get", "--async", "10000", "--batch-wait", "0", "10001"],
         ["get"],
         ["get", "--quiet"],
     ])
@@ -54,6 +55,7 @@ import Testing
         ["get", "--timeout", "--quiet", "10000"],
         ["get", "--timeout", "-1", "10000"],
         ["get", "--timeout", "0", "10000"],
+        ["get", "--batch-wait", "-1", "10000"],
         ["get", "--bogus", "10000"],
         ["get", "10000", "--bogus=1", "10001"],
         ["get", "--reactor", "nope", "10000"],
