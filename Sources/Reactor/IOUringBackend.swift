@@ -47,6 +47,9 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         var sendStaged = false
         /// The descriptor is a listener: its receive is a multishot accept.
         var accepts = false
+        /// The peer has shut its side (an end of stream, or the hang-up watch saw it): a watch would fire at once
+        /// and again, so there is none.
+        var peerShutWrites = false
     }
     @exclusivity(unchecked) private var slots: [Slot] = []
     /// Descriptors whose poll completed in the last wait: re-armed before the next one if still wanted.
@@ -181,6 +184,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         slots[index].generation = Self.nextGeneration(slots[index].generation)
         slots[index].interest = interest
         slots[index].armed = false
+        slots[index].peerShutWrites = false
         try arm(fd)
     }
 
@@ -228,10 +232,27 @@ final class IOUringBackend: PollerBackend, CompletionReads {
 
     private func arm(_ fd: Int32) throws(ReactorError) {
         let slot = slots[Int(fd)]
-        guard slot.registered, !slot.armed, !slot.interest.isEmpty else { return }
+        guard slot.registered, !slot.armed else { return }
+        guard !slot.interest.isEmpty || watchesForHangup(slot) else { return }
         let data = Self.userData(fd: fd, generation: slot.generation)
+        // A hang-up watch asks for nothing: the kernel adds errors and hang-ups to every poll.
         try queue { creactor_uring_poll_add(&ring, fd, Self.mask(slot.interest), data) }
         slots[Int(fd)].armed = true
+    }
+
+    /// A socket transport with no receive in flight (paused) still hears of a reset, as an epoll registration with
+    /// no interest does: a poll for nothing but errors stands in for the receive, which would have reported it.
+    private func watchesForHangup(_ slot: Slot) -> Bool {
+        slot.interest.isEmpty && slot.receiver != nil && !slot.accepts && !slot.receiving && !slot.peerShutWrites
+    }
+
+    /// Ends a hang-up watch before a receive starts (the receive reports errors itself); its cancellation's
+    /// completion belongs to the old generation, so it is not read as an error.
+    private func endHangupWatch(_ fd: Int32) throws(ReactorError) {
+        let index = Int(fd)
+        guard slots[index].armed, slots[index].interest.isEmpty else { return }
+        try disarm(fd)
+        slots[index].generation = Self.nextGeneration(slots[index].generation)
     }
 
     private func disarm(_ fd: Int32) throws(ReactorError) {
@@ -271,6 +292,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
     func receive(fd: Int32) throws(ReactorError) {
         let index = Int(fd)
         guard slots[index].receiver != nil, !slots[index].receiving else { return }
+        try endHangupWatch(fd)
         let data = receiveRequest(index, fd)
         if slots[index].accepts {
             try queue { creactor_uring_accept_multishot(&ring, fd, CREACTOR_SOCK_NONBLOCK | CREACTOR_SOCK_CLOEXEC, data) }
@@ -374,8 +396,11 @@ final class IOUringBackend: PollerBackend, CompletionReads {
                     slots[index].stopping = false
                 }
                 if completion.result == -ENOBUFS { bufferRingExhaustions &+= 1 }
+                if completion.result == 0 { slots[index].peerShutWrites = true }
                 receiver.receiveCompleted(completion.result, bytes, more: more)
                 delivered += 1
+                // Ended and not started again (paused): watch for a reset meanwhile.
+                if !more && slots[index].receiveGeneration == completion.generation { try? arm(completion.fd) }
             }
             if hasBuffer && creactor_uring_buffer_finished(buffers, completion.result, completion.flags) != 0 {
                 creactor_uring_buffer_return(buffers, bufferID)
@@ -434,6 +459,12 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             // A completion for a registration that has since ended or changed (or a cancelled poll) is stale.
             guard index < slots.count, slots[index].registered, slots[index].generation == generation else { continue }
             slots[index].armed = false
+            if slots[index].interest.isEmpty && res >= 0 && res & Int32(POLLERR) == 0 {
+                // A hang-up watch that saw the peer shut its side, not an error: no event (the bytes before the
+                // end of stream are still to be read when reading resumes) and no new watch, which would fire again.
+                slots[index].peerShutWrites = true
+                continue
+            }
             completed.append(fd)
             var seen: IOEvents = []
             if res < 0 {

@@ -295,6 +295,64 @@ struct CompletionReadTests {
         #expect(loss == .reset)
     }
 
+    /// A connection that paused reading (no receive in flight) still hears of a reset at once, as on epoll, where
+    /// a registration with no interest still reports errors: not at its next write or deadline.
+    @Test func aResetWhilePausedEndsTheConnectionAtOnce() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        var loss: ConnectionLossReason?
+        let server = try listen(reactor) {
+            let pauser = ClientProbe()
+            pauser.onData = { connection, _ in connection.pauseReading() }
+            pauser.onLost = { loss = $0; reactor.stop() }
+            return pauser
+        }
+        let client = ClientProbe()
+        client.onMade = { connection in
+            connection.write("pause now")
+            // The reset goes once the server has surely paused: a few turns later.
+            reactor.callLater(0.1) { connection.abort() }
+        }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: client)
+        try runUntilStopped(reactor, limit: 10)
+        #expect(loss == .reset)
+    }
+
+    /// A paused connection whose peer half-closes (FIN, not a reset) is not ended, and the loop does not spin on
+    /// the hang-up watch (whose poll would fire at once and again for a peer that shut its side); resuming then
+    /// delivers the bytes and the end of stream.
+    @Test func aHalfCloseWhilePausedNeitherEndsTheConnectionNorSpins() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        var received: [UInt8] = []
+        var loss: ConnectionLossReason?
+        var serverSide: TCPConnection?
+        let server = try listen(reactor) {
+            let pauser = ClientProbe()
+            pauser.onMade = { connection in
+                serverSide = connection
+                connection.pauseReading()
+            }
+            pauser.onData = { _, bytes in received += bytes }
+            pauser.onLost = { loss = $0; reactor.stop() }
+            return pauser
+        }
+        let client = ClientProbe()
+        var iterationsAtHalfClose: UInt64 = 0
+        client.onMade = { connection in
+            connection.write("then FIN")
+            connection.shutdownWrite()
+            reactor.callLater(0.05) { iterationsAtHalfClose = reactor.stats.iterations }
+            reactor.callLater(0.3) {
+                #expect(loss == nil, "the half-close ended a paused connection")
+                #expect(reactor.stats.iterations - iterationsAtHalfClose < 50, "the loop spun while paused")
+                serverSide?.resumeReading()
+            }
+        }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: client)
+        try runUntilStopped(reactor, limit: 10)
+        #expect(String(decoding: received, as: UTF8.self) == "then FIN")
+        #expect(loss == .done)
+    }
+
     /// A transport aborted while its submitted send is still in flight (the reader reads nothing) ends as aborted,
     /// its send is cancelled, and the backend lets go of it once that send has completed: nothing is left behind.
     @Test func anAbortWithASendInFlightLeavesNothingBehind() throws {
