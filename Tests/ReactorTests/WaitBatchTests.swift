@@ -93,25 +93,21 @@ struct WaitBatchTests {
         #expect(first.completions >= 1 && first.completions < 4)
     }
 
-    /// A batch that never fills ends at its delay with the one completion there is, not at once (the wait did
-    /// gather) and long before the timeout.
-    @Test func aBatchThatNeverFillsEndsAtItsDelay() throws {
-        let pairs = try Pairs(1, batch: WaitBatch(completions: 64, maxDelayMicroseconds: 50_000))
+    /// What ends a wait whose batch does not fill, and no sooner: its delay, with the one completion there is
+    /// (50 ms delay, 5 s timeout), or the loop's timeout (its next timer) when that comes first (5 s delay, 20 ms
+    /// timeout), so timers are not held back. Neither runs to the other's end.
+    @Test(arguments: [(delay: 50_000, timeout: Int32(5_000), written: 1, earliest: 0.045),
+                      (delay: 5_000_000, timeout: Int32(20), written: 0, earliest: 0.015)])
+    func anUnfilledBatchEndsAtItsDelayOrTheTimeoutWhicheverIsFirst(
+        delay: Int, timeout: Int32, written: Int, earliest: Double
+    ) throws {
+        let pairs = try Pairs(1, batch: WaitBatch(completions: 64, maxDelayMicroseconds: delay))
         var byte: UInt8 = 1
-        #expect(write(pairs.pairs[0].1, &byte, 1) == 1)
-        let wait = try pairs.waitOnce(timeout: 5_000)
-        #expect(wait.completions == 1)
-        #expect(wait.seconds >= 0.045, "the wait did not wait for its batch")
-        #expect(wait.seconds < 2.5, "the wait ran to its timeout")
-    }
-
-    /// The loop's timeout (its next timer) ends a wait whose batch delay is longer: timers are not held back.
-    @Test func aWaitNeverOutlastsItsTimeout() throws {
-        let pairs = try Pairs(1, batch: WaitBatch(completions: 64, maxDelayMicroseconds: 5_000_000))
-        let wait = try pairs.waitOnce(timeout: 20)
-        #expect(wait.completions == 0)
-        #expect(wait.seconds >= 0.015, "the wait ended before its timeout")
-        #expect(wait.seconds < 2.5, "the batch's delay held the wait past its timeout")
+        for _ in 0..<written { #expect(write(pairs.pairs[0].1, &byte, 1) == 1) }
+        let wait = try pairs.waitOnce(timeout: timeout)
+        #expect(wait.completions == written)
+        #expect(wait.seconds >= earliest, "the wait ended before its delay or timeout")
+        #expect(wait.seconds < 2.5, "the wait ran on past the earlier of its delay and its timeout")
     }
 
     /// With no timeout and nothing happening, the batch's delay does not end the wait empty-handed (which would
