@@ -8,6 +8,7 @@ import CReactor
 /// `IORING_OP_POLL_ADD` in flight; its completion is the ready event, and the poll is re-armed before the next
 /// wait, so a descriptor still ready completes again at once (level-triggered, as the loop expects).
 /// Completions, for a TCP transport's receives (`CompletionReads`): one multishot `IORING_OP_RECV` per socket
+/// (while it is paused, a poll for errors alone in its place, so a reset is heard as epoll would report it)
 /// takes buffers from a provided-buffer ring (a piece at a time where the kernel consumes them incrementally), so
 /// bytes arrive with the event and need no `recv` call; a transport's writes of a turn go out as one
 /// `IORING_OP_SEND` (staged, then submitted just before the wait); listeners accept by multishot. Every arm,
@@ -222,6 +223,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             receivers -= 1
             slots[index].receiving = false
             slots[index].stopping = false
+            slots[index].peerShutWrites = false
         }
     }
 
@@ -399,8 +401,11 @@ final class IOUringBackend: PollerBackend, CompletionReads {
                 if completion.result == 0 { slots[index].peerShutWrites = true }
                 receiver.receiveCompleted(completion.result, bytes, more: more)
                 delivered += 1
-                // Ended and not started again (paused): watch for a reset meanwhile.
-                if !more && slots[index].receiveGeneration == completion.generation { try? arm(completion.fd) }
+                // Ended and not started again (paused): watch for a reset meanwhile, from the next wait on (by then
+                // the transport may have closed, and nothing is asked of the kernel for it).
+                if !more && !slots[index].receiving && slots[index].receiveGeneration == completion.generation {
+                    completed.append(completion.fd)
+                }
             }
             if hasBuffer && creactor_uring_buffer_finished(buffers, completion.result, completion.flags) != 0 {
                 creactor_uring_buffer_return(buffers, bufferID)
@@ -459,6 +464,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             // A completion for a registration that has since ended or changed (or a cancelled poll) is stale.
             guard index < slots.count, slots[index].registered, slots[index].generation == generation else { continue }
             slots[index].armed = false
+            // A poll with no interest is a hang-up watch (`arm` makes no other kind).
             if slots[index].interest.isEmpty && res >= 0 && res & Int32(POLLERR) == 0 {
                 // A hang-up watch that saw the peer shut its side, not an error: no event (the bytes before the
                 // end of stream are still to be read when reading resumes) and no new watch, which would fire again.

@@ -432,7 +432,11 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             // Held in order behind what is held already, until reading resumes.
             if result > 0 {
                 heldBytes.append(contentsOf: bytes)
-            } else if result != -ENOBUFS && result != -ECANCELED && heldEnd == nil {
+            } else if result < 0 && result != -ENOBUFS && result != -ECANCELED {
+                // An error (a reset) ends the connection now, as epoll reports it to a paused one: the peer is gone,
+                // and waiting for reading to resume would only keep the connection.
+                fail(SystemError("recv", errno: -result))
+            } else if result == 0 && heldEnd == nil {
                 heldEnd = result
             }
             return
@@ -562,6 +566,9 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
 
     public func hangup() {
         let code = Socket.pendingError(fd)
+        // A send in flight (io_uring) may have taken the socket's error already (reading it clears it): its
+        // completion reports it, rather than this calling a reset a clean end.
+        if code == 0 && sendInFlight { return }
         // SO_ERROR holds what the hang-up was (read with getsockopt, named as before: the socket's own error).
         if code != 0 { fail(SystemError("socket", errno: code)) } else { finish(.done) }
     }

@@ -317,6 +317,67 @@ struct CompletionReadTests {
         #expect(loss == .reset)
     }
 
+    /// A receive that ends in an error after reading paused (the reset came before the cancel took effect) ends
+    /// the connection then, as a reset, rather than being held until reading resumes: the watch would not see it,
+    /// since the receive has taken the socket's error.
+    @Test func aReceiveErrorWhilePausedEndsTheConnection() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        var loss: ConnectionLossReason?
+        let server = try listen(reactor) {
+            let pauser = ClientProbe()
+            pauser.onData = { connection, _ in
+                connection.pauseReading()
+                // The completion the kernel would make for a reset landing between the pause and its cancel.
+                connection.receiveCompleted(-ECONNRESET, UnsafeRawBufferPointer(start: nil, count: 0), more: false)
+            }
+            pauser.onLost = { loss = $0; reactor.stop() }
+            return pauser
+        }
+        let client = ClientProbe()
+        client.onMade = { $0.write("pause") }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: client)
+        try runUntilStopped(reactor, limit: 10)
+        #expect(loss == .reset)
+    }
+
+    /// A reset of a paused connection whose send is in flight (waiting for room the peer never makes) ends it as a
+    /// reset, whichever of the watch and the send hears of it first: the send may take the socket's error before
+    /// the watch's event is handled, which must then not call the end a clean one.
+    @Test func aResetWhilePausedWithASendInFlightIsAReset() throws {
+        let reactor = try Reactor(backend: .ioUring)
+        var loss: ConnectionLossReason?
+        var lostAtHangup: ConnectionLossReason??
+        var clientSide: TCPConnection?
+        let server = try listen(reactor) {
+            let writer = ClientProbe()
+            writer.onData = { connection, _ in
+                connection.write([UInt8](repeating: 7, count: 8 << 20))
+                connection.pauseReading()
+                reactor.callLater(0.1) {
+                    // The order that goes wrong, played out: the watch's event handled after the send took the
+                    // error (here there is none yet; all the same, a send is in flight and will report the end).
+                    connection.hangup()
+                    reactor.callSoon {
+                        lostAtHangup = loss
+                        clientSide?.abort()
+                    }
+                }
+            }
+            writer.onLost = { loss = $0; reactor.stop() }
+            return writer
+        }
+        let client = ClientProbe()
+        client.onMade = { connection in
+            clientSide = connection
+            connection.pauseReading()
+            connection.write("send me a lot")
+        }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: client)
+        try runUntilStopped(reactor, limit: 10)
+        #expect(lostAtHangup == .some(nil), "a hang-up with a send in flight and no error ended the connection")
+        #expect(loss == .reset)
+    }
+
     /// A paused connection whose peer half-closes (FIN, not a reset) is not ended, and the loop does not spin on
     /// the hang-up watch (whose poll would fire at once and again for a peer that shut its side); resuming then
     /// delivers the bytes and the end of stream.
@@ -343,6 +404,8 @@ struct CompletionReadTests {
             reactor.callLater(0.05) { iterationsAtHalfClose = reactor.stats.iterations }
             reactor.callLater(0.3) {
                 #expect(loss == nil, "the half-close ended a paused connection")
+                // Nothing held: the bytes and the FIN came after the receive was cancelled, so the watch saw them.
+                #expect(serverSide?.heldByteCount == 0)
                 #expect(reactor.stats.iterations - iterationsAtHalfClose < 50, "the loop spun while paused")
                 serverSide?.resumeReading()
             }
