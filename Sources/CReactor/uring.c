@@ -152,6 +152,19 @@ int creactor_uring_poll_add(struct creactor_uring *ring, int fd, unsigned mask, 
     return 0;
 }
 
+int creactor_uring_poll_watch(struct creactor_uring *ring, int fd, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(ring);
+    if (!sqe) return -EBUSY;
+    sqe->opcode = IORING_OP_POLL_ADD;
+    sqe->fd = fd;
+    // No events asked for: the kernel adds errors and hang-ups to every poll. Multishot, so it reports each of
+    // them as it happens rather than once for a condition that lasts (a peer's FIN would fire it at every arm).
+    sqe->poll32_events = 0;
+    sqe->len = IORING_POLL_ADD_MULTI;
+    sqe->user_data = user_data;
+    return 0;
+}
+
 int creactor_uring_poll_remove(struct creactor_uring *ring, uint64_t target, uint64_t user_data) {
     struct io_uring_sqe *sqe = next_sqe(ring);
     if (!sqe) return -EBUSY;

@@ -8,7 +8,7 @@ import CReactor
 /// `IORING_OP_POLL_ADD` in flight; its completion is the ready event, and the poll is re-armed before the next
 /// wait, so a descriptor still ready completes again at once (level-triggered, as the loop expects).
 /// Completions, for a TCP transport's receives (`CompletionReads`): one multishot `IORING_OP_RECV` per socket
-/// (while it is paused, a poll for errors alone in its place, so a reset is heard as epoll would report it)
+/// (while none is in flight, a multishot poll for errors alone, so a reset is heard as epoll would report it)
 /// takes buffers from a provided-buffer ring (a piece at a time where the kernel consumes them incrementally), so
 /// bytes arrive with the event and need no `recv` call; a transport's writes of a turn go out as one
 /// `IORING_OP_SEND` (staged, then submitted just before the wait); listeners accept by multishot. Every arm,
@@ -48,9 +48,9 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         var sendStaged = false
         /// The descriptor is a listener: its receive is a multishot accept.
         var accepts = false
-        /// The peer has shut its side (an end of stream, or the hang-up watch saw it): a watch would fire at once
-        /// and again, so there is none.
-        var peerShutWrites = false
+        /// A hang-up watch ended without an error (it should last: multishot): none is armed again, since one on a
+        /// socket whose peer has shut its side fires at once.
+        var hangupWatchSpent = false
     }
     @exclusivity(unchecked) private var slots: [Slot] = []
     /// Descriptors whose poll completed in the last wait: re-armed before the next one if still wanted.
@@ -185,7 +185,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         slots[index].generation = Self.nextGeneration(slots[index].generation)
         slots[index].interest = interest
         slots[index].armed = false
-        slots[index].peerShutWrites = false
+        slots[index].hangupWatchSpent = false
         try arm(fd)
     }
 
@@ -223,7 +223,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             receivers -= 1
             slots[index].receiving = false
             slots[index].stopping = false
-            slots[index].peerShutWrites = false
+            slots[index].hangupWatchSpent = false
         }
     }
 
@@ -237,15 +237,18 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         guard slot.registered, !slot.armed else { return }
         guard !slot.interest.isEmpty || watchesForHangup(slot) else { return }
         let data = Self.userData(fd: fd, generation: slot.generation)
-        // A hang-up watch asks for nothing: the kernel adds errors and hang-ups to every poll.
-        try queue { creactor_uring_poll_add(&ring, fd, Self.mask(slot.interest), data) }
+        if slot.interest.isEmpty {
+            try queue { creactor_uring_poll_watch(&ring, fd, data) }
+        } else {
+            try queue { creactor_uring_poll_add(&ring, fd, Self.mask(slot.interest), data) }
+        }
         slots[Int(fd)].armed = true
     }
 
     /// A socket transport with no receive in flight (paused) still hears of a reset, as an epoll registration with
     /// no interest does: a poll for nothing but errors stands in for the receive, which would have reported it.
     private func watchesForHangup(_ slot: Slot) -> Bool {
-        slot.interest.isEmpty && slot.receiver != nil && !slot.accepts && !slot.receiving && !slot.peerShutWrites
+        slot.interest.isEmpty && slot.receiver != nil && !slot.accepts && !slot.receiving && !slot.hangupWatchSpent
     }
 
     /// Ends a hang-up watch before a receive starts (the receive reports errors itself); its cancellation's
@@ -398,7 +401,6 @@ final class IOUringBackend: PollerBackend, CompletionReads {
                     slots[index].stopping = false
                 }
                 if completion.result == -ENOBUFS { bufferRingExhaustions &+= 1 }
-                if completion.result == 0 { slots[index].peerShutWrites = true }
                 receiver.receiveCompleted(completion.result, bytes, more: more)
                 delivered += 1
                 // Ended and not started again (paused): watch for a reset meanwhile, from the next wait on (by then
@@ -463,12 +465,14 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             let index = Int(fd)
             // A completion for a registration that has since ended or changed (or a cancelled poll) is stale.
             guard index < slots.count, slots[index].registered, slots[index].generation == generation else { continue }
-            slots[index].armed = false
-            // A poll with no interest is a hang-up watch (`arm` makes no other kind).
-            if slots[index].interest.isEmpty && res >= 0 && res & Int32(POLLERR) == 0 {
-                // A hang-up watch that saw the peer shut its side, not an error: no event (the bytes before the
-                // end of stream are still to be read when reading resumes) and no new watch, which would fire again.
-                slots[index].peerShutWrites = true
+            // A poll with no interest is a hang-up watch (`arm` makes no other kind); it lasts while flagged MORE.
+            let isWatch = slots[index].interest.isEmpty
+            if !isWatch || flags & CREACTOR_CQE_F_MORE == 0 { slots[index].armed = false }
+            if isWatch && res >= 0 && res & Int32(POLLERR) == 0 {
+                // The peer shut its side, not an error: no event (the bytes before its end of stream are still to
+                // be read when reading resumes). The watch goes on, to hear a reset after the FIN; one that ended
+                // is not armed again, as it would fire at once for the FIN.
+                if !slots[index].armed { slots[index].hangupWatchSpent = true }
                 continue
             }
             completed.append(fd)

@@ -317,6 +317,41 @@ struct CompletionReadTests {
         #expect(loss == .reset)
     }
 
+    /// A paused connection whose peer half-closes and then resets hears of the reset at once too (the watch, which
+    /// reported the FIN without ending anything, goes on), whether the FIN reached the receive before the pause
+    /// (an end of stream the connection is answering) or came while paused.
+    @Test(arguments: [false, true])
+    func aResetAfterAHalfCloseWhilePausedEndsTheConnectionAtOnce(finBeforePause: Bool) throws {
+        let reactor = try Reactor(backend: .ioUring)
+        var loss: ConnectionLossReason?
+        let server = try listen(reactor) {
+            let handler = HalfCloseAware()
+            handler.pauseOnMade = !finBeforePause
+            handler.onLost = { loss = $0; reactor.stop() }
+            return handler
+        }
+        let client = ClientProbe()
+        client.onMade = { connection in
+            connection.write("then FIN")
+            connection.shutdownWrite()
+            reactor.callLater(0.2) { connection.abort() }
+        }
+        TCPConnection.connect(reactor: reactor, to: address(port: server.port), handler: client)
+        try runUntilStopped(reactor, limit: 10)
+        #expect(loss == .reset)
+    }
+
+    /// Keeps a connection open after the peer's end of stream (as a server still answering does), pausing when
+    /// it is made if asked.
+    final class HalfCloseAware: ConnectionHandler {
+        var pauseOnMade = false
+        var onLost: (ConnectionLossReason) -> Void = { _ in }
+        func connectionMade(_ connection: TCPConnection) { if pauseOnMade { connection.pauseReading() } }
+        func dataReceived(_ bytes: UnsafeRawBufferPointer) {}
+        func readEOF() -> Bool { true }
+        func connectionLost(_ reason: ConnectionLossReason) { onLost(reason) }
+    }
+
     /// A receive that ends in an error after reading paused (the reset came before the cancel took effect) ends
     /// the connection then, as a reset, rather than being held until reading resumes: the watch would not see it,
     /// since the receive has taken the socket's error.

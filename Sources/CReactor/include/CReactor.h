@@ -49,6 +49,8 @@ int creactor_uring_init(struct creactor_uring *ring, unsigned entries, unsigned 
 void creactor_uring_exit(struct creactor_uring *ring);
 /// Queue a one-shot poll for `mask` (POLLIN/POLLOUT) on `fd`; -EBUSY when the submission ring is full.
 int creactor_uring_poll_add(struct creactor_uring *ring, int fd, unsigned mask, uint64_t user_data);
+/// Queue a multishot poll for errors and hang-ups alone on `fd` (each completion flagged MORE while it lasts).
+int creactor_uring_poll_watch(struct creactor_uring *ring, int fd, uint64_t user_data);
 /// Queue the removal of the poll whose user data is `target`; its own completion carries `user_data`.
 int creactor_uring_poll_remove(struct creactor_uring *ring, uint64_t target, uint64_t user_data);
 /// Submit what is queued and wait up to `timeout_ms` (-1: no limit, 0: none) for a completion; >= 0 or -errno.
