@@ -22,7 +22,7 @@ struct GetCommand: ParsableCommand {
     @Option(help: "Reactor backend for --async.")
     var reactor: BackendKindArgument = .default
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("--async on io_uring (Linux 6.12 or later): let a wait gather up to 64 reads for at most this many microseconds before the loop wakes; 0: wake at the first read. (default: 1000)", valueName: "microseconds"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("--async on io_uring (Linux 6.12 or later): let a wait gather up to 64 reads for at most this many microseconds before the loop wakes (every event, a connect or Ctrl-C too, may be that late); 0: wake at the first read; at most 100000. (default: 1000)", valueName: "microseconds"))
     var batchWait: Int?
 
     @Option(parsing: .unconditional, help: "Fail a task that connects or receives nothing for this many seconds.")
@@ -49,8 +49,8 @@ struct GetCommand: ParsableCommand {
         }
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds.") }
         guard maxPoemBytes > 0 else { throw ValidationError("--max-poem-bytes must be positive.") }
-        if let batchWait, !(0...1_000_000).contains(batchWait) {
-            throw ValidationError("--batch-wait must be 0 to 1000000 microseconds.")
+        if let batchWait, !(0...100_000).contains(batchWait) {
+            throw ValidationError("--batch-wait must be 0 to 100000 microseconds.")
         }
         if let fetchDeadline, !(fetchDeadline > 0 && fetchDeadline.isFinite) {
             throw ValidationError("--fetch-deadline must be a positive number of seconds.")
@@ -132,6 +132,8 @@ struct GetCommand: ParsableCommand {
             let control = BlockingFetchControl()
             let observer = LoopConfined(observe)
             let timeout = self.timeout
+            // Watched before any work starts: a signal meanwhile is handled once the loop runs, not fatal.
+            try loop.onSignals { _ in interrupt { control.cancel() } }
             WorkerThread.start(name: "get") {
                 BlockingFetch.run(tasks: tasks, timeout: timeout, limits: limits, control: control) { event in
                     loop.execute { observer.value(event) }
@@ -139,25 +141,24 @@ struct GetCommand: ParsableCommand {
                 // Posted after the events, so the loop prints every one of them before it stops.
                 loop.execute { loop.stop() }
             }
-            try loop.onSignals { _ in interrupt { control.cancel() } }
             try loop.run()
         case .threaded:
             // One thread per poem; their events come here through the loop, which prints them in the order they
             // were reported and turns a stop signal into an interruption, as for the blocking client.
             let control = ThreadedFetchControl()
             let observer = LoopConfined(observe)
+            try loop.onSignals { _ in interrupt { control.cancel() } }
             ThreadedFetch.start(tasks: tasks, timeout: timeout, limits: limits, control: control,
                                 observer: { event in loop.execute { observer.value(event) } },
                                 completion: { loop.execute { loop.stop() } })
-            try loop.onSignals { _ in interrupt { control.cancel() } }
             try loop.run()
         case .async:
             let fetch = AsyncFetch(reactor: loop, tasks: tasks, timeout: timeout, limits: limits, keepPoems: printPoems) { event in
                 observe(event)
                 if case .summary = event { loop.stop() }
             }
-            fetch.start()
             try loop.onSignals { _ in interrupt { fetch.cancel() } }
+            fetch.start()
             try loop.run()
         }
         if printPoems {
