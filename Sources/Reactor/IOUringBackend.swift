@@ -48,8 +48,8 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         var sendStaged = false
         /// The descriptor is a listener: its receive is a multishot accept.
         var accepts = false
-        /// A hang-up watch ended without an error (it should last: multishot): none is armed again, since one on a
-        /// socket whose peer has shut its side fires at once.
+        /// A hang-up watch ended without an error, which a multishot poll does only when the completion queue
+        /// overflows: none is armed again until the next receive, rather than one a turn into a full queue.
         var hangupWatchSpent = false
     }
     @exclusivity(unchecked) private var slots: [Slot] = []
@@ -238,7 +238,8 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         guard !slot.interest.isEmpty || watchesForHangup(slot) else { return }
         let data = Self.userData(fd: fd, generation: slot.generation)
         if slot.interest.isEmpty {
-            try queue { creactor_uring_poll_watch(&ring, fd, data) }
+            // Best effort: a watch the ring cannot take now stops nothing (the next arm tries again).
+            guard (try? queue { creactor_uring_poll_watch(&ring, fd, data) }) != nil else { return }
         } else {
             try queue { creactor_uring_poll_add(&ring, fd, Self.mask(slot.interest), data) }
         }
@@ -298,6 +299,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         let index = Int(fd)
         guard slots[index].receiver != nil, !slots[index].receiving else { return }
         try endHangupWatch(fd)
+        slots[index].hangupWatchSpent = false
         let data = receiveRequest(index, fd)
         if slots[index].accepts {
             try queue { creactor_uring_accept_multishot(&ring, fd, CREACTOR_SOCK_NONBLOCK | CREACTOR_SOCK_CLOEXEC, data) }

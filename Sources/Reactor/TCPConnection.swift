@@ -24,7 +24,8 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
     /// The reactor's completion reads, when its backend has them; nil on select, poll and epoll.
     private let completionReads: (any CompletionReads)?
     /// What completed while reading was paused (receives already made cannot be taken back): the bytes, and the
-    /// end that came after them (0: the peer's FIN, or -errno), delivered in order once reading resumes.
+    /// end that came after them (0: the peer's FIN, or -errno once reading has resumed; an error while still
+    /// paused ends the connection at once), delivered in order once reading resumes.
     /// Unchecked: appended to and read, with nothing inside an access that could touch them again.
     @exclusivity(unchecked) private var heldBytes: [UInt8] = []
     @exclusivity(unchecked) private var heldEnd: Int32?
@@ -432,11 +433,13 @@ public final class TCPConnection: IOHandler, CompletionReceiver {
             // Held in order behind what is held already, until reading resumes.
             if result > 0 {
                 heldBytes.append(contentsOf: bytes)
-            } else if result < 0 && result != -ENOBUFS && result != -ECANCELED {
-                // An error (a reset) ends the connection now, as epoll reports it to a paused one: the peer is gone,
+            } else if readingPaused && result < 0 && result != -ENOBUFS && result != -ECANCELED {
+                // An error (a reset) ends a paused connection now, as epoll reports it to one: the peer is gone,
                 // and waiting for reading to resume would only keep the connection.
                 fail(SystemError("recv", errno: -result))
-            } else if result == 0 && heldEnd == nil {
+            } else if result != -ENOBUFS && result != -ECANCELED && heldEnd == nil {
+                // Reading has resumed (or this is the FIN): the end goes behind the held bytes, as epoll would read
+                // them first.
                 heldEnd = result
             }
             return

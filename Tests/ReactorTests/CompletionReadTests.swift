@@ -317,9 +317,9 @@ struct CompletionReadTests {
         #expect(loss == .reset)
     }
 
-    /// A paused connection whose peer half-closes and then resets hears of the reset at once too (the watch, which
-    /// reported the FIN without ending anything, goes on), whether the FIN reached the receive before the pause
-    /// (an end of stream the connection is answering) or came while paused.
+    /// A connection with no receive in flight whose peer half-closes and then resets hears of the reset at once
+    /// too (the watch, which woke for the FIN without ending anything, goes on): whether it was paused when the FIN
+    /// came, or the receive took the FIN (an end of stream the connection is still answering).
     @Test(arguments: [false, true])
     func aResetAfterAHalfCloseWhilePausedEndsTheConnectionAtOnce(finBeforePause: Bool) throws {
         let reactor = try Reactor(backend: .ioUring)
@@ -434,12 +434,15 @@ struct CompletionReadTests {
         let client = ClientProbe()
         var iterationsAtHalfClose: UInt64 = 0
         client.onMade = { connection in
-            connection.write("then FIN")
-            connection.shutdownWrite()
-            reactor.callLater(0.05) { iterationsAtHalfClose = reactor.stats.iterations }
+            // Written once the server has surely paused, so no receive takes the bytes or the FIN.
+            reactor.callLater(0.05) {
+                connection.write("then FIN")
+                connection.shutdownWrite()
+            }
+            reactor.callLater(0.1) { iterationsAtHalfClose = reactor.stats.iterations }
             reactor.callLater(0.3) {
                 #expect(loss == nil, "the half-close ended a paused connection")
-                // Nothing held: the bytes and the FIN came after the receive was cancelled, so the watch saw them.
+                // Nothing held: the bytes and the FIN came after the receive was cancelled (the watch saw the FIN).
                 #expect(serverSide?.heldByteCount == 0)
                 #expect(reactor.stats.iterations - iterationsAtHalfClose < 50, "the loop spun while paused")
                 serverSide?.resumeReading()
