@@ -196,16 +196,27 @@ public final class Gateway {
             pending -= 1
             if pending == 0 { reactor.stop() }
         }
+        // The servers stop once every thread has given its streams their final event: stopped sooner, they would
+        // cut the poems of streams on threads that have not heard of the shutdown yet, which would then end with
+        // a failed fetch instead.
+        let servers = shared.servers
+        var threadsEndingStreams = workers.count
+        let streamsEnded = LoopConfined {
+            threadsEndingStreams -= 1
+            if threadsEndingStreams == 0 { servers.local { registry in registry.stopAll { oneDone.value() } } }
+        }
         for peer in primary.peers.dropFirst() {
             peer.reactor.execute {
                 peer.worker.shutdown {
                     peer.reactor.stop()
                     reactor.execute { oneDone.value() }
                 }
+                // Its streams have had their final event (`shutdown` ends them before it starts draining).
+                reactor.execute { streamsEnded.value() }
             }
         }
         primary.shutdown { oneDone.value() }
-        shared.servers.local { registry in registry.stopAll { oneDone.value() } }
+        streamsEnded.value()
         // Each thread gives up on its slow clients 1.5 s after it hears of the shutdown; this is the backstop.
         reactor.callLater(2) { reactor.stop() }
     }
