@@ -53,7 +53,8 @@ final class IOUringBackend: PollerBackend, CompletionReads {
         var hangupWatchSpent = false
     }
     @exclusivity(unchecked) private var slots: [Slot] = []
-    /// Descriptors whose poll completed in the last wait: re-armed before the next one if still wanted.
+    /// Descriptors whose poll completed in the last wait, or whose receive ended in the last dispatch: (re-)armed
+    /// before the next wait if a poll or a hang-up watch is still wanted.
     @exclusivity(unchecked) private var completed: [Int32] = []
     /// Descriptors whose receivers submit their sends just before the next wait, and the list being worked through
     /// (two, swapped, so a turn allocates nothing).
@@ -121,9 +122,11 @@ final class IOUringBackend: PollerBackend, CompletionReads {
                 + "\(String(cString: strerror(-registered))); Linux 6.1 or later)"
             throw .backendUnavailable(backend: "io_uring", reason: reason)
         }
-        if let waitBatch, waitBatch.completions > 1, waitBatch.maxDelayMicroseconds > 0 {
+        if let waitBatch {
+            // The ring keeps a batch of one (no batch) when asked for one completion or no delay.
             batchesWaits = creactor_uring_set_wait_batch(&ring, UInt32(clamping: waitBatch.completions),
                                                          UInt32(clamping: waitBatch.maxDelayMicroseconds)) == 0
+                && ring.batch_completions > 1
         } else {
             batchesWaits = false
         }
@@ -473,7 +476,7 @@ final class IOUringBackend: PollerBackend, CompletionReads {
             if isWatch && res >= 0 && res & Int32(POLLERR) == 0 {
                 // The peer shut its side, not an error: no event (the bytes before its end of stream are still to
                 // be read when reading resumes). The watch goes on, to hear a reset after the FIN; one that ended
-                // is not armed again, as it would fire at once for the FIN.
+                // (a full completion queue) waits for the next receive (`hangupWatchSpent`).
                 if !slots[index].armed { slots[index].hangupWatchSpent = true }
                 continue
             }
